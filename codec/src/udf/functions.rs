@@ -1,0 +1,174 @@
+//! UDF implementations backed by a [`UdfFrame`], runnable when a [`PythonRuntime`] is attached.
+
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::function::{
+    AccumulatorArgs, PartitionEvaluatorArgs, StateFieldsArgs, WindowUDFFieldArgs,
+};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, ColumnarValue, PartitionEvaluator, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDFImpl, Signature, WindowUDFImpl,
+};
+
+use super::frame::UdfFrame;
+
+/// What an executor plugs in to run Python UDFs. Implementations cache unpickled payloads by
+/// digest, check the sender's Python version and choose the lane.
+pub trait PythonRuntime: Debug + Send + Sync {
+    /// Runs a scalar UDF on one batch of arguments.
+    fn invoke_scalar(&self, frame: &UdfFrame, args: ScalarFunctionArgs) -> Result<ColumnarValue>;
+    /// A fresh accumulator of an aggregate UDF.
+    fn accumulator(&self, frame: &UdfFrame, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>>;
+    /// A fresh partition evaluator of a window UDF.
+    fn partition_evaluator(
+        &self,
+        frame: &UdfFrame,
+        args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>>;
+}
+
+fn no_runtime(frame: &UdfFrame) -> DataFusionError {
+    DataFusionError::Execution(format!(
+        "Python {} UDF '{}' cannot run in this process: it has no Python runtime (the \
+         scheduler never runs Python; executors do)",
+        frame.signature.family, frame.signature.name
+    ))
+}
+
+fn exact_signature(frame: &UdfFrame) -> Signature {
+    let types: Vec<DataType> = frame
+        .signature
+        .inputs
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    Signature::exact(types, frame.signature.volatility)
+}
+
+macro_rules! frame_backed {
+    ($name:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug)]
+        pub struct $name {
+            frame: Arc<UdfFrame>,
+            signature: Signature,
+            runtime: Option<Arc<dyn PythonRuntime>>,
+        }
+
+        impl $name {
+            /// A UDF for `frame`; runnable when `runtime` is given, a stand-in otherwise.
+            pub fn new(frame: Arc<UdfFrame>, runtime: Option<Arc<dyn PythonRuntime>>) -> Self {
+                let signature = exact_signature(&frame);
+                Self { frame, signature, runtime }
+            }
+
+            /// The frame this UDF was decoded from (re-encoded verbatim).
+            pub fn frame(&self) -> &Arc<UdfFrame> {
+                &self.frame
+            }
+
+            fn runtime(&self) -> Result<&Arc<dyn PythonRuntime>> {
+                self.runtime.as_ref().ok_or_else(|| no_runtime(&self.frame))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.frame == other.frame
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl Hash for $name {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.frame.hash(state);
+            }
+        }
+    };
+}
+
+frame_backed!(PythonScalarUdf, "A Python scalar UDF (`udf`, `pickleball.udf`).");
+frame_backed!(PythonAggregateUdf, "A Python aggregate UDF (`udaf`).");
+frame_backed!(PythonWindowUdf, "A Python window UDF (`udwf`).");
+
+impl ScalarUDFImpl for PythonScalarUdf {
+    fn name(&self) -> &str {
+        &self.frame.signature.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.frame.signature.returns.data_type().clone())
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> Result<FieldRef> {
+        Ok(self.frame.return_field())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.runtime()?.invoke_scalar(&self.frame, args)
+    }
+}
+
+impl AggregateUDFImpl for PythonAggregateUdf {
+    fn name(&self) -> &str {
+        &self.frame.signature.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.frame.signature.returns.data_type().clone())
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        self.runtime()?.accumulator(&self.frame, args)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        // Qualify state names with the aggregate's output name, as DataFusion's own
+        // aggregates do, so two uses of one UDAF in a query have distinct state columns.
+        Ok(self
+            .frame
+            .signature
+            .state
+            .iter()
+            .map(|field| {
+                let name = format!("{}[{}]", args.name, field.name());
+                Arc::new(field.as_ref().clone().with_name(name))
+            })
+            .collect())
+    }
+}
+
+impl WindowUDFImpl for PythonWindowUdf {
+    fn name(&self) -> &str {
+        &self.frame.signature.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn partition_evaluator(
+        &self,
+        args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        self.runtime()?.partition_evaluator(&self.frame, args)
+    }
+
+    fn field(&self, args: WindowUDFFieldArgs) -> Result<FieldRef> {
+        let returns = self.frame.return_field();
+        Ok(Arc::new(returns.as_ref().clone().with_name(args.name())))
+    }
+}

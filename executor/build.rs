@@ -1,0 +1,10 @@
+//! Embeds an rpath to the libpython the executor links, so `pickleball-executor` starts
+//! without `LD_LIBRARY_PATH` on machines where CPython lives outside the loader's paths.
+
+fn main() {
+    let config = pyo3_build_config::get();
+    if let Some(lib_dir) = config.lib_dir() {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    }
+    println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+}

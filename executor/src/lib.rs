@@ -1,0 +1,154 @@
+//! pickleball's executor: a Ballista executor wired with pickleball's codecs.
+//!
+//! The same code runs as the `pickleball-executor` binary (which embeds CPython), inside a
+//! Python process through `pickleball executor`, and in-process for `pickleball.standalone()`.
+
+pub mod python;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::{BallistaError, Result};
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::{ConfigProducer, RuntimeProducer};
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_executor::health::spawn_health_server;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use pickleball_codec::session::{parse_scheduling_policy, GRPC_MAX_MESSAGE_BYTES, pickleball_session_config};
+use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
+
+/// Command-line flags of `pickleball-executor` and `pickleball executor`.
+///
+/// Names mirror Ballista's executor; every flag can also be set with a `PICKLEBALL_*`
+/// environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExecutorArgs {
+    /// Host name or IP of the scheduler.
+    #[arg(long, env = "PICKLEBALL_SCHEDULER_HOST", default_value = "localhost")]
+    pub scheduler_host: String,
+    /// Port of the scheduler.
+    #[arg(long, env = "PICKLEBALL_SCHEDULER_PORT", default_value_t = 50050)]
+    pub scheduler_port: u16,
+    /// Seconds to keep retrying the scheduler at start-up (0: fail at once).
+    #[arg(long, env = "PICKLEBALL_SCHEDULER_CONNECT_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub scheduler_connect_timeout_seconds: u16,
+    /// Local address to bind to.
+    #[arg(long, env = "PICKLEBALL_BIND_HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+    /// Host name or IP that the scheduler, other executors and clients use to reach this one.
+    #[arg(long, env = "PICKLEBALL_EXTERNAL_HOST")]
+    pub external_host: Option<String>,
+    /// Arrow Flight port (shuffle and result data).
+    #[arg(long, env = "PICKLEBALL_PORT", default_value_t = 50051)]
+    pub port: u16,
+    /// gRPC port (tasks pushed by the scheduler).
+    #[arg(long, env = "PICKLEBALL_GRPC_PORT", default_value_t = 50052)]
+    pub grpc_port: u16,
+    /// HTTP port of the `/healthz` and `/readyz` probes (0: no probe server).
+    #[arg(long, env = "PICKLEBALL_HEALTH_PORT", default_value_t = 50053)]
+    pub health_port: u16,
+    /// Concurrent tasks (and, later, Python sub-interpreters); 0 means every core.
+    #[arg(long, env = "PICKLEBALL_VCORES", default_value_t = 0)]
+    pub vcores: usize,
+    /// Directory for shuffle files; a temporary one when unset.
+    #[arg(long, env = "PICKLEBALL_WORK_DIR")]
+    pub work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler.
+    #[arg(long, env = "PICKLEBALL_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 5)]
+    pub heartbeat_interval_seconds: u64,
+    /// `push-staged` or `pull-staged`; must match the scheduler.
+    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
+    pub scheduling_policy: TaskSchedulingPolicy,
+}
+
+
+fn vcores_or_all(vcores: usize) -> usize {
+    if vcores == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        vcores
+    }
+}
+
+impl ExecutorArgs {
+    /// The Ballista executor configuration these flags describe, with pickleball's codecs.
+    pub fn to_config(&self) -> ExecutorProcessConfig {
+        let mut config = ExecutorProcessConfig {
+            scheduler_host: self.scheduler_host.clone(),
+            scheduler_port: self.scheduler_port,
+            scheduler_connect_timeout_seconds: self.scheduler_connect_timeout_seconds,
+            bind_host: self.bind_host.clone(),
+            external_host: self.external_host.clone(),
+            port: self.port,
+            grpc_port: self.grpc_port,
+            vcores: vcores_or_all(self.vcores),
+            work_dir: self.work_dir.clone(),
+            task_scheduling_policy: self.scheduling_policy,
+            executor_heartbeat_interval_seconds: self.heartbeat_interval_seconds,
+            grpc_max_decoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
+            grpc_max_encoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
+            print_thread_info: false,
+            ..ExecutorProcessConfig::default()
+        };
+        config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
+        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
+        config.override_config_producer = Some(Arc::new(pickleball_session_config));
+        config
+    }
+}
+
+/// Runs an executor until Ctrl-C, SIGTERM or a stop request from the scheduler: the body of
+/// `pickleball-executor`. Serves `/healthz` and `/readyz` on `health_port` unless it is 0.
+pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
+    let config = args.to_config();
+    let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
+    let health = if args.health_port != 0 {
+        let addr: SocketAddr = format!("{}:{}", args.bind_host, args.health_port)
+            .parse()
+            .map_err(|e| BallistaError::Configuration(format!("invalid health address: {e}")))?;
+        Some(spawn_health_server(addr, config.health.clone(), health_stopped))
+    } else {
+        None
+    };
+    let result = start_executor_process(Arc::new(config)).await;
+    let _ = stop_health.send(());
+    if let Some(handle) = health {
+        let _ = handle.await;
+    }
+    result
+}
+
+/// Starts an executor inside this process that pulls tasks from the scheduler at
+/// `scheduler_url` (pull-staged), listening for Flight on an ephemeral loopback port.
+///
+/// Used by `pickleball.standalone()`. Unlike [`run_until_signal`] it installs no signal
+/// handlers, so Ctrl-C in a Python session still interrupts Python, not the executor.
+pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()> {
+    let scheduler = SchedulerGrpcClient::connect(scheduler_url.clone())
+        .await
+        .map_err(|e| {
+            BallistaError::GrpcConnectionError(format!(
+                "in-process executor cannot reach scheduler {scheduler_url}: {e}"
+            ))
+        })?
+        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
+    let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
+    let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
+    let codec = BallistaCodec::new(
+        Arc::new(PythonLogicalCodec::default()),
+        Arc::new(PythonPhysicalCodec::default()),
+    );
+    ballista_executor::new_standalone_executor_from_builder(
+        scheduler,
+        vcores_or_all(vcores),
+        config_producer,
+        runtime_producer,
+        codec,
+        Default::default(),
+    )
+    .await
+}

@@ -1,0 +1,3 @@
+//! The Python side of the executor.
+
+pub mod arrow;

@@ -1,0 +1,7 @@
+"""``python -m pickleball`` runs the ``pickleball`` command."""
+
+import sys
+
+from pickleball.cli import main
+
+sys.exit(main())

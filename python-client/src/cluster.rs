@@ -1,0 +1,257 @@
+//! `pickleball._internal.Cluster`: a connection to a scheduler, and job execution on it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use ballista::prelude::SessionContextExt;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use tokio::sync::mpsc;
+
+use pickleball_executor::python::arrow::{batch_to_pyarrow, import_stream, schema_capsule};
+use crate::plan::{decode_plan, inline_memory_tables, memory_table_ids};
+use crate::runtime::runtime;
+use crate::standalone::Standalone;
+
+pyo3::create_exception!(
+    pickleball._internal,
+    ExecutionError,
+    pyo3::exceptions::PyException,
+    "A job failed on the cluster."
+);
+
+/// Client setting: the largest in-memory table (bytes, once encoded) carried inside a plan.
+const MAX_INLINE_TABLE_BYTES: &str = "pickleball.max_inline_table_bytes";
+
+/// Turns an error from DataFusion or Ballista into a Python exception with its full text.
+pub fn execution_error(e: DataFusionError) -> PyErr {
+    ExecutionError::new_err(e.to_string())
+}
+
+/// Host and port of a `df://host:port` URL (scheme optional, port 50050 by default).
+fn parse_url(url: &str) -> PyResult<(String, u16)> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port.parse::<u16>().map_err(|_| {
+                PyValueError::new_err(format!("invalid port in scheduler URL '{url}'"))
+            })?;
+            (host, port)
+        }
+        None => (rest, 50050),
+    };
+    if host.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "scheduler URL '{url}' has no host; expected df://host:port"
+        )));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// A client of one pickleball cluster; owns the in-process cluster of `standalone()`.
+#[pyclass(module = "pickleball._internal", frozen)]
+pub struct Cluster {
+    url: String,
+    ctx: SessionContext,
+    decoder: SessionContext,
+    standalone: Mutex<Option<Standalone>>,
+}
+
+impl Cluster {
+    fn new(host: &str, port: u16, mut settings: HashMap<String, String>) -> Result<Self> {
+        let limit = match settings.remove(MAX_INLINE_TABLE_BYTES) {
+            Some(value) => value.parse::<usize>().map_err(|_| {
+                DataFusionError::Configuration(format!(
+                    "{MAX_INLINE_TABLE_BYTES} must be a number of bytes, got '{value}'"
+                ))
+            })?,
+            None => pickleball_codec::DEFAULT_MAX_INLINE_TABLE_BYTES,
+        };
+        let mut config = pickleball_codec::session::with_pickleball_codecs_limited(
+            datafusion::prelude::SessionConfig::new(),
+            limit,
+        );
+        for (key, value) in &settings {
+            config.options_mut().set(key, value)?;
+        }
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .build();
+        let endpoint = format!("df://{host}:{port}");
+        let ctx = runtime().block_on(SessionContext::remote_with_state(&endpoint, state))?;
+        Ok(Self {
+            url: endpoint,
+            ctx,
+            decoder: SessionContext::new(),
+            standalone: Mutex::new(None),
+        })
+    }
+}
+
+/// Fails within `timeout` if nothing accepts TCP connections at `host:port`.
+fn probe(host: &str, port: u16, timeout: Duration) -> PyResult<()> {
+    let url = format!("df://{host}:{port}");
+    let outcome = runtime().block_on(async {
+        tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await
+    });
+    let cause = match outcome {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {timeout:?}"),
+    };
+    Err(PyConnectionError::new_err(format!(
+        "cannot reach the pickleball scheduler at {url}: {cause}. Check that a scheduler is \
+         running there (`pickleball scheduler --bind-port {port}`) and reachable from this \
+         machine, or use pickleball.standalone() for an in-process cluster."
+    )))
+}
+
+#[pymethods]
+impl Cluster {
+    /// Connects to the scheduler at `url` (`df://host:port`), failing within
+    /// `connect_timeout` seconds if it cannot be reached.
+    #[staticmethod]
+    #[pyo3(signature = (url, settings=HashMap::new(), connect_timeout=5.0))]
+    fn connect(
+        py: Python<'_>,
+        url: &str,
+        settings: HashMap<String, String>,
+        connect_timeout: f64,
+    ) -> PyResult<Self> {
+        let (host, port) = parse_url(url)?;
+        py.detach(|| {
+            probe(&host, port, Duration::from_secs_f64(connect_timeout))?;
+            Self::new(&host, port, settings).map_err(execution_error)
+        })
+    }
+
+    /// Starts an in-process scheduler and `executors` executors and connects to them.
+    #[staticmethod]
+    #[pyo3(signature = (executors=1, vcores=0, settings=HashMap::new(), bind_host="127.0.0.1", port=0))]
+    fn standalone(
+        py: Python<'_>,
+        executors: usize,
+        vcores: usize,
+        settings: HashMap<String, String>,
+        bind_host: &str,
+        port: u16,
+    ) -> PyResult<Self> {
+        py.detach(|| {
+            let cluster = Standalone::start(bind_host, port, executors, vcores)
+                .map_err(|e| PyRuntimeError::new_err(format!("starting the standalone cluster: {e}")))?;
+            let client = Self::new("127.0.0.1", cluster.port(), settings).map_err(execution_error)?;
+            *client.standalone.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster);
+            Ok(client)
+        })
+    }
+
+    /// The scheduler URL, `df://host:port`.
+    #[getter]
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// True for a cluster started by `standalone()` that is still running.
+    #[getter]
+    fn is_standalone(&self) -> bool {
+        self.standalone.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Stops the in-process cluster of `standalone()`; a no-op for remote clusters.
+    fn close(&self, py: Python<'_>) {
+        let cluster = self.standalone.lock().unwrap_or_else(|e| e.into_inner()).take();
+        py.detach(move || drop(cluster));
+    }
+
+    /// Submits a plan (bytes of `LogicalPlan.to_bytes()`) and streams its result.
+    ///
+    /// `memory_tables` maps placeholder ids to Arrow data (anything with `__arrow_c_stream__`);
+    /// only the tables the plan reads are imported.
+    fn execute(
+        &self,
+        py: Python<'_>,
+        plan: &[u8],
+        memory_tables: &Bound<'_, PyDict>,
+    ) -> PyResult<ResultStream> {
+        let plan = decode_plan(plan, &self.decoder).map_err(execution_error)?;
+        let mut tables = HashMap::new();
+        for id in memory_table_ids(&plan).map_err(execution_error)? {
+            let data = memory_tables.get_item(&id)?.ok_or_else(|| {
+                PyValueError::new_err(format!("in-memory table {id} is not registered"))
+            })?;
+            tables.insert(id, import_stream(&data)?);
+        }
+        let plan = inline_memory_tables(plan, &tables).map_err(execution_error)?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let ctx = self.ctx.clone();
+        let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(4);
+        py.detach(|| {
+            runtime().spawn(async move {
+                let stream = async { ctx.execute_logical_plan(plan).await?.execute_stream().await };
+                match stream.await {
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                    Ok(mut stream) => {
+                        while let Some(item) = stream.next().await {
+                            if tx.send(item).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        Ok(ResultStream {
+            rx: Mutex::new(rx),
+            schema,
+        })
+    }
+}
+
+/// Batches of one job's result, in order, as they arrive from the cluster.
+#[pyclass(module = "pickleball._internal", frozen)]
+pub struct ResultStream {
+    rx: Mutex<mpsc::Receiver<Result<RecordBatch>>>,
+    schema: SchemaRef,
+}
+
+#[pymethods]
+impl ResultStream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next `pyarrow.RecordBatch`, waited for without holding the GIL and staying
+    /// responsive to Ctrl-C.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let rt = runtime();
+        loop {
+            let next = py.detach(|| {
+                let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+                rt.block_on(async { tokio::time::timeout(Duration::from_millis(200), rx.recv()).await })
+            });
+            match next {
+                Ok(Some(Ok(batch))) => return batch_to_pyarrow(py, &batch).map(Some),
+                Ok(Some(Err(e))) => return Err(execution_error(e)),
+                Ok(None) => return Ok(None),
+                Err(_) => py.check_signals()?,
+            }
+        }
+    }
+
+    /// The Arrow PyCapsule schema protocol, for `pyarrow.schema(stream)`.
+    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
+        schema_capsule(py, &self.schema)
+    }
+}

@@ -1,0 +1,28 @@
+//! The native part of the `pickleball` Python package (`pickleball._internal`).
+//!
+//! The Python layer stays thin: planning is the stock `datafusion` wheel's; this module takes
+//! the plan bytes, runs them on a Ballista cluster and hands back Arrow data.
+
+mod cli;
+mod cluster;
+mod plan;
+mod runtime;
+mod standalone;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .try_init();
+    m.add_class::<cluster::Cluster>()?;
+    m.add_class::<cluster::ResultStream>()?;
+    m.add("ExecutionError", m.py().get_type::<cluster::ExecutionError>())?;
+    m.add("MEMORY_PLACEHOLDER_ROOT", plan::MEMORY_PLACEHOLDER_ROOT)?;
+    m.add("BALLISTA_VERSION", ballista_core::BALLISTA_VERSION)?;
+    m.add("DATAFUSION_VERSION", datafusion::DATAFUSION_VERSION)?;
+    m.add_function(wrap_pyfunction!(cli::run_scheduler, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::run_executor, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::run_standalone, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! pickleball's scheduler: a Ballista scheduler wired with pickleball's codecs.
+//!
+//! The scheduler splits plans into stages and re-encodes them for executors. It never runs
+//! Python and never links CPython: everything it needs to read from a plan is in
+//! [`pickleball_codec`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::error::{BallistaError, Result};
+use ballista_core::utils::default_session_builder;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
+use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+use pickleball_codec::session::{parse_scheduling_policy, GRPC_MAX_MESSAGE_BYTES, pickleball_session_config, with_pickleball_codecs};
+use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
+use tokio::net::TcpListener;
+
+/// Command-line flags of `pickleball-scheduler` and `pickleball scheduler`.
+///
+/// Names mirror Ballista's scheduler; every flag can also be set with a `PICKLEBALL_*`
+/// environment variable.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SchedulerArgs {
+    /// Local address to bind to.
+    #[arg(long, env = "PICKLEBALL_BIND_HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+    /// Port of the scheduler (gRPC, REST API and health probes share it); 0 picks a free one.
+    #[arg(long, env = "PICKLEBALL_BIND_PORT", default_value_t = 50050)]
+    pub bind_port: u16,
+    /// Host name or IP that executors and clients use to reach this scheduler.
+    #[arg(long, env = "PICKLEBALL_EXTERNAL_HOST", default_value = "localhost")]
+    pub external_host: String,
+    /// Attempts of a task before the job fails.
+    #[arg(long, env = "PICKLEBALL_TASK_MAX_FAILURES", default_value_t = 4)]
+    pub task_max_failures: usize,
+    /// Attempts of a stage before the job fails.
+    #[arg(long, env = "PICKLEBALL_STAGE_MAX_FAILURES", default_value_t = 4)]
+    pub stage_max_failures: usize,
+    /// Seconds without a heartbeat before an executor is considered dead and its work redone.
+    #[arg(long, env = "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 180)]
+    pub executor_timeout_seconds: u64,
+    /// How often (seconds) the scheduler looks for dead executors.
+    #[arg(long, env = "PICKLEBALL_EXPIRE_DEAD_EXECUTOR_INTERVAL_SECONDS", default_value_t = 15)]
+    pub expire_dead_executor_interval_seconds: u64,
+    /// `push-staged` (lower latency) or `pull-staged`; executors must use the same policy.
+    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
+    pub scheduling_policy: TaskSchedulingPolicy,
+}
+
+
+impl SchedulerArgs {
+    /// The Ballista scheduler configuration these flags describe, with pickleball's codecs.
+    pub fn to_config(&self) -> SchedulerConfig {
+        let mut config = SchedulerConfig {
+            bind_host: self.bind_host.clone(),
+            bind_port: self.bind_port,
+            external_host: self.external_host.clone(),
+            task_max_failures: self.task_max_failures,
+            stage_max_failures: self.stage_max_failures,
+            executor_timeout_seconds: self.executor_timeout_seconds,
+            expire_dead_executor_interval_seconds: self.expire_dead_executor_interval_seconds,
+            no_executors_grace_period_seconds: self.executor_timeout_seconds,
+            scheduling_policy: self.scheduling_policy,
+            grpc_server_max_decoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
+            grpc_server_max_encoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
+            grpc_client_max_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
+            ..SchedulerConfig::default()
+        };
+        config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
+        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
+        config.override_config_producer = Some(Arc::new(pickleball_session_config));
+        config.override_session_builder =
+            Some(Arc::new(|c| default_session_builder(with_pickleball_codecs(c))));
+        config
+    }
+}
+
+impl Default for SchedulerArgs {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: SchedulerArgs,
+        }
+        <Wrapper as clap::Parser>::parse_from(["pickleball-scheduler"]).args
+    }
+}
+
+/// A scheduler bound to its port and ready to serve.
+pub struct BoundScheduler {
+    listener: TcpListener,
+    config: SchedulerConfig,
+}
+
+impl BoundScheduler {
+    /// Binds the scheduler's port (an ephemeral one if `bind_port` is 0).
+    pub async fn bind(mut config: SchedulerConfig) -> Result<Self> {
+        let addr = format!("{}:{}", config.bind_host, config.bind_port);
+        let listener = TcpListener::bind(&addr).await.map_err(|e| {
+            BallistaError::Configuration(format!("cannot bind the scheduler to {addr}: {e}"))
+        })?;
+        config.bind_port = listener.local_addr()?.port();
+        config.validate()?;
+        Ok(Self { listener, config })
+    }
+
+    /// The address the scheduler listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves gRPC, the REST API and health probes until the future is dropped or fails.
+    pub async fn serve(self) -> Result<()> {
+        let config = Arc::new(self.config);
+        let cluster = BallistaCluster::new_from_config(&config).await?;
+        let scheduler =
+            create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone()).await?;
+        log::info!(
+            "pickleball scheduler listening on {} (policy {:?})",
+            self.listener.local_addr()?,
+            config.scheduling_policy
+        );
+        start_grpc_service_with_listener(self.listener, scheduler).await
+    }
+}
+
+/// Runs a scheduler until Ctrl-C or SIGTERM: the body of `pickleball-scheduler`.
+pub async fn run_until_signal(args: &SchedulerArgs) -> Result<()> {
+    let bound = BoundScheduler::bind(args.to_config()).await?;
+    tokio::select! {
+        result = bound.serve() => result,
+        _ = shutdown_signal() => {
+            log::info!("scheduler shutting down");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

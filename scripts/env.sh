@@ -1,0 +1,9 @@
+# Shared settings of the set-up and test scripts; sourced, not run.
+# The cargo target dir and the venv live in a cache dir outside the clone, so a fresh clone
+# (CI) reuses earlier builds.
+export PICKLEBALL_CACHE="${PICKLEBALL_CACHE:-$HOME/.cache/pickleball}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PICKLEBALL_CACHE/target}"
+export PICKLEBALL_VENV="${PICKLEBALL_VENV:-$PICKLEBALL_CACHE/venv-py313}"
+export PYO3_PYTHON="$PICKLEBALL_VENV/bin/python"
+export PICKLEBALL_BIN_DIR="$CARGO_TARGET_DIR/debug"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

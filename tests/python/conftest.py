@@ -1,0 +1,201 @@
+"""Fixtures: a standalone cluster, a multi-process cluster started from the CLI, and data."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import datafusion
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import pickleball
+
+PICKLEBALL = str(Path(sys.executable).with_name("pickleball"))
+
+
+def free_port() -> int:
+    """A port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    # Children die with the test process even if it is killed, so no run leaks processes.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def http_json(port: int, path: str) -> object:
+    """GET a scheduler REST endpoint and decode its JSON."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return json.load(response)
+
+
+class CliCluster:
+    """A scheduler and executors started with the ``pickleball`` CLI as OS processes."""
+
+    def __init__(self, executors: int = 2, vcores: int = 2, log_dir: Path | None = None) -> None:
+        """Start the processes and wait until every executor is registered."""
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.scheduler = self._spawn(
+            "scheduler",
+            "--bind-host=127.0.0.1",
+            f"--bind-port={self.port}",
+            "--external-host=127.0.0.1",
+            "--executor-timeout-seconds=6",
+            "--expire-dead-executor-interval-seconds=1",
+        )
+        self.executors = [self._start_executor(vcores) for _ in range(executors)]
+        self.wait_for_executors(executors)
+
+    @property
+    def url(self) -> str:
+        """``df://127.0.0.1:<port>``."""
+        return f"df://127.0.0.1:{self.port}"
+
+    def _spawn(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        log = subprocess.DEVNULL
+        if self.log_dir is not None:
+            log = open(self.log_dir / f"{command}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
+        return subprocess.Popen(
+            [PICKLEBALL, command, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            env={**os.environ, "RUST_LOG": os.environ.get("PICKLEBALL_TEST_LOG", "warn")},
+        )
+
+    def _start_executor(self, vcores: int) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            "executor",
+            "--scheduler-host=127.0.0.1",
+            f"--scheduler-port={self.port}",
+            "--bind-host=127.0.0.1",
+            "--external-host=127.0.0.1",
+            f"--port={free_port()}",
+            f"--grpc-port={free_port()}",
+            "--health-port=0",
+            f"--vcores={vcores}",
+            "--heartbeat-interval-seconds=1",
+        )
+
+    def registered_executors(self) -> int:
+        """Executors the scheduler lists."""
+        try:
+            return len(http_json(self.port, "/api/executors"))  # type: ignore[arg-type]
+        except OSError:
+            return 0
+
+    def wait_for_executors(self, n: int, timeout: float = 60) -> None:
+        """Block until ``n`` executors are registered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.registered_executors() >= n:
+                return
+            if self.scheduler.poll() is not None:
+                raise RuntimeError(f"scheduler exited with {self.scheduler.returncode}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{n} executors did not register within {timeout} s")
+
+    def kill_executor(self, index: int) -> None:
+        """SIGKILL executor ``index``, as a crash would."""
+        process = self.executors[index]
+        process.kill()
+        process.wait()
+
+    def stop(self) -> None:
+        """Kill every process of the cluster."""
+        for process in [*self.executors, self.scheduler]:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliCluster]:
+    """One scheduler and two executors, started with the CLI, shared by the session."""
+    cluster = CliCluster(log_dir=tmp_path_factory.mktemp("cluster-logs"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def standalone_ctx() -> Iterator[pickleball.SessionContext]:
+    """An in-process cluster with two executors."""
+    ctx = pickleball.standalone(executors=2, vcores=2)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(params=["standalone", "cli-cluster"])
+def cluster_url(request: pytest.FixtureRequest) -> str:
+    """The URL of each kind of cluster in turn."""
+    if request.param == "standalone":
+        return request.getfixturevalue("standalone_ctx").url
+    return request.getfixturevalue("cli_cluster").url
+
+
+@pytest.fixture
+def ctx(cluster_url: str) -> pickleball.SessionContext:
+    """A fresh client context on each kind of cluster in turn."""
+    return pickleball.connect(cluster_url)
+
+
+@pytest.fixture
+def local() -> datafusion.SessionContext:
+    """A plain local datafusion context: the reference for every result."""
+    return datafusion.SessionContext()
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small sales data as Parquet (several files), CSV and JSON, plus a customers table."""
+    root = tmp_path_factory.mktemp("data")
+    n = 5000
+    sales = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "customer_id": pa.array([i * 7 % 97 for i in range(n)], pa.int64()),
+            "product": pa.array([f"p{i * 13 % 11}" for i in range(n)]),
+            "amount": pa.array([round((i * 37 % 1000) / 10, 1) for i in range(n)], pa.float64()),
+            "quantity": pa.array([None if i % 17 == 0 else i % 9 for i in range(n)], pa.int32()),
+            "day": pa.array([i % 28 + 1 for i in range(n)], pa.int32()),
+        }
+    )
+    customers = pa.table(
+        {
+            "customer_id": pa.array(range(0, 120), pa.int64()),
+            "name": pa.array([f"customer {i}" for i in range(120)]),
+            "region": pa.array([["north", "south", "east", "west", None][i % 5] for i in range(120)]),
+        }
+    )
+    (root / "sales_parquet").mkdir()
+    for part in range(4):
+        pq.write_table(sales.slice(part * n // 4, n // 4), root / "sales_parquet" / f"{part}.parquet")
+    pacsv.write_csv(sales, root / "sales.csv")
+    with open(root / "sales.json", "w") as out:
+        for row in sales.to_pylist():
+            out.write(json.dumps(row) + "\n")
+    pq.write_table(customers, root / "customers.parquet")
+    return {
+        "parquet": root / "sales_parquet",
+        "csv": root / "sales.csv",
+        "json": root / "sales.json",
+        "customers": root / "customers.parquet",
+    }
