@@ -14,8 +14,7 @@ use datafusion::logical_expr::{
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
 use crate::memory_table::{
-    DEFAULT_MAX_INLINE_TABLE_BYTES, decode_memory_table, encode_memory_table,
-    is_memory_table_frame,
+    DEFAULT_MAX_INLINE_TABLE_BYTES, decode_memory_table, encode_memory_table, is_memory_table_frame,
 };
 
 /// Ballista's logical codec plus in-memory tables carried by value.

@@ -87,7 +87,9 @@ pub fn decode_memory_table(buf: &[u8], schema: SchemaRef) -> Result<Arc<MemTable
     let malformed = |what: &str| {
         DataFusionError::Internal(format!("malformed in-memory table in plan: {what}"))
     };
-    let rest = buf.strip_prefix(MAGIC.as_slice()).ok_or_else(|| malformed("bad magic"))?;
+    let rest = buf
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| malformed("bad magic"))?;
     let (count, mut rest) = rest
         .split_first_chunk::<4>()
         .ok_or_else(|| malformed("truncated partition count"))?;
@@ -129,13 +131,16 @@ mod tests {
             schema.clone(),
             vec![
                 Arc::new(Int64Array::from_iter_values(0..rows)),
-                Arc::new(StringArray::from_iter((0..rows).map(|i| {
-                    (i % 3 != 0).then(|| format!("row{i}"))
-                }))),
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| (i % 3 != 0).then(|| format!("row{i}"))),
+                )),
             ],
         )
         .unwrap();
-        (schema, vec![vec![batch.clone()], vec![batch.slice(1, 2), batch]])
+        (
+            schema,
+            vec![vec![batch.clone()], vec![batch.slice(1, 2), batch]],
+        )
     }
 
     #[test]

@@ -7,16 +7,21 @@ pub mod python;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::error::{BallistaError, Result};
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::health::spawn_health_server;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use pickleball_codec::session::{parse_scheduling_policy, GRPC_MAX_MESSAGE_BYTES, pickleball_session_config};
+use pickleball_codec::session::{
+    GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
+};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 
 /// Command-line flags of `pickleball-executor` and `pickleball executor`.
@@ -32,7 +37,11 @@ pub struct ExecutorArgs {
     #[arg(long, env = "PICKLEBALL_SCHEDULER_PORT", default_value_t = 50050)]
     pub scheduler_port: u16,
     /// Seconds to keep retrying the scheduler at start-up (0: fail at once).
-    #[arg(long, env = "PICKLEBALL_SCHEDULER_CONNECT_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "PICKLEBALL_SCHEDULER_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
     pub scheduler_connect_timeout_seconds: u16,
     /// Local address to bind to.
     #[arg(long, env = "PICKLEBALL_BIND_HOST", default_value = "0.0.0.0")]
@@ -56,13 +65,16 @@ pub struct ExecutorArgs {
     #[arg(long, env = "PICKLEBALL_WORK_DIR")]
     pub work_dir: Option<String>,
     /// Seconds between heartbeats to the scheduler.
-    #[arg(long, env = "PICKLEBALL_HEARTBEAT_INTERVAL_SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        env = "PICKLEBALL_HEARTBEAT_INTERVAL_SECONDS",
+        default_value_t = 5
+    )]
     pub heartbeat_interval_seconds: u64,
     /// `push-staged` or `pull-staged`; must match the scheduler.
     #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
     pub scheduling_policy: TaskSchedulingPolicy,
 }
-
 
 fn vcores_or_all(vcores: usize) -> usize {
     if vcores == 0 {
@@ -78,7 +90,8 @@ impl ExecutorArgs {
         let mut config = ExecutorProcessConfig {
             scheduler_host: self.scheduler_host.clone(),
             scheduler_port: self.scheduler_port,
-            scheduler_connect_timeout_seconds: self.scheduler_connect_timeout_seconds,
+            // We wait for the scheduler ourselves (see `wait_for_scheduler`).
+            scheduler_connect_timeout_seconds: 0,
             bind_host: self.bind_host.clone(),
             external_host: self.external_host.clone(),
             port: self.port,
@@ -95,20 +108,39 @@ impl ExecutorArgs {
         config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
         config.override_config_producer = Some(Arc::new(pickleball_session_config));
+        config.override_function_registry = Some(Arc::new(function_registry()));
         config
     }
+}
+
+/// Every function a default DataFusion session knows (nested, unicode, crypto, ...), so
+/// that functions referenced by name in plans resolve; Ballista's default registry lacks some
+/// (e.g. `make_array`).
+pub fn function_registry() -> BallistaFunctionRegistry {
+    let state = SessionStateBuilder::new().with_default_features().build();
+    BallistaFunctionRegistry::from(&state)
 }
 
 /// Runs an executor until Ctrl-C, SIGTERM or a stop request from the scheduler: the body of
 /// `pickleball-executor`. Serves `/healthz` and `/readyz` on `health_port` unless it is 0.
 pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
+    wait_for_scheduler(
+        &args.scheduler_host,
+        args.scheduler_port,
+        Duration::from_secs(args.scheduler_connect_timeout_seconds.into()),
+    )
+    .await?;
     let config = args.to_config();
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = if args.health_port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_host, args.health_port)
             .parse()
             .map_err(|e| BallistaError::Configuration(format!("invalid health address: {e}")))?;
-        Some(spawn_health_server(addr, config.health.clone(), health_stopped))
+        Some(spawn_health_server(
+            addr,
+            config.health.clone(),
+            health_stopped,
+        ))
     } else {
         None
     };
@@ -118,6 +150,34 @@ pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
         let _ = handle.await;
     }
     result
+}
+
+/// Waits until the scheduler accepts connections, for at most `limit`.
+///
+/// Ballista 55's own retry loop never ends (it measures elapsed time from a fresh `Instant`),
+/// so we wait here and let Ballista connect once.
+pub async fn wait_for_scheduler(host: &str, port: u16, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await;
+        let cause = match attempt {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "no answer within 2 s".to_string(),
+        };
+        if start.elapsed() >= limit {
+            return Err(BallistaError::GrpcConnectionError(format!(
+                "cannot reach the scheduler at {host}:{port} ({cause}) after {:.0} s; check \
+                 --scheduler-host/--scheduler-port and that the scheduler is running",
+                limit.as_secs_f64()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Starts an executor inside this process that pulls tasks from the scheduler at
@@ -148,7 +208,7 @@ pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()
         config_producer,
         runtime_producer,
         codec,
-        Default::default(),
+        function_registry(),
     )
     .await
 }

@@ -9,14 +9,20 @@ use crate::runtime::build_runtime;
 use crate::standalone::Standalone;
 
 #[derive(Parser)]
-#[command(name = "pickleball scheduler", about = "Run a pickleball scheduler (never runs Python)")]
+#[command(
+    name = "pickleball scheduler",
+    about = "Run a pickleball scheduler (never runs Python)"
+)]
 struct SchedulerCli {
     #[command(flatten)]
     args: pickleball_scheduler::SchedulerArgs,
 }
 
 #[derive(Parser)]
-#[command(name = "pickleball executor", about = "Run a pickleball executor in this Python process")]
+#[command(
+    name = "pickleball executor",
+    about = "Run a pickleball executor in this Python process"
+)]
 struct ExecutorCli {
     #[command(flatten)]
     args: pickleball_executor::ExecutorArgs,
@@ -24,7 +30,10 @@ struct ExecutorCli {
 
 /// Flags of `pickleball standalone`.
 #[derive(Parser)]
-#[command(name = "pickleball standalone", about = "Run a scheduler and executors in one process")]
+#[command(
+    name = "pickleball standalone",
+    about = "Run a scheduler and executors in one process"
+)]
 struct StandaloneCli {
     /// Local address of the scheduler.
     #[arg(long, env = "PICKLEBALL_BIND_HOST", default_value = "127.0.0.1")]
@@ -85,8 +94,15 @@ pub fn run_standalone(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
     py.detach(|| {
         let cluster = Standalone::start(&cli.bind_host, cli.bind_port, cli.executors, cli.vcores)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        let host = if cli.bind_host == "0.0.0.0" { "localhost" } else { cli.bind_host.as_str() };
-        println!("pickleball standalone cluster at df://{host}:{}", cluster.port());
+        let host = if cli.bind_host == "0.0.0.0" {
+            "localhost"
+        } else {
+            cli.bind_host.as_str()
+        };
+        println!(
+            "pickleball standalone cluster at df://{host}:{}",
+            cluster.port()
+        );
         use std::io::Write;
         let _ = std::io::stdout().flush();
         build_runtime("pickleball-signal").block_on(pickleball_scheduler::shutdown_signal());

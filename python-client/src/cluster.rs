@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use ballista::prelude::SessionContextExt;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyValueError};
@@ -16,10 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::mpsc;
 
-use pickleball_executor::python::arrow::{batch_to_pyarrow, import_stream, schema_capsule};
-use crate::plan::{decode_plan, inline_memory_tables, memory_table_ids};
+use crate::plan::{decode_plan, inline_memory_tables, listing_paths, memory_table_ids};
 use crate::runtime::runtime;
 use crate::standalone::Standalone;
+use pickleball_executor::python::arrow::{batch_to_pyarrow, import_stream, schema_capsule};
 
 pyo3::create_exception!(
     pickleball._internal,
@@ -147,9 +148,11 @@ impl Cluster {
         port: u16,
     ) -> PyResult<Self> {
         py.detach(|| {
-            let cluster = Standalone::start(bind_host, port, executors, vcores)
-                .map_err(|e| PyRuntimeError::new_err(format!("starting the standalone cluster: {e}")))?;
-            let client = Self::new("127.0.0.1", cluster.port(), settings).map_err(execution_error)?;
+            let cluster = Standalone::start(bind_host, port, executors, vcores).map_err(|e| {
+                PyRuntimeError::new_err(format!("starting the standalone cluster: {e}"))
+            })?;
+            let client =
+                Self::new("127.0.0.1", cluster.port(), settings).map_err(execution_error)?;
             *client.standalone.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster);
             Ok(client)
         })
@@ -164,12 +167,19 @@ impl Cluster {
     /// True for a cluster started by `standalone()` that is still running.
     #[getter]
     fn is_standalone(&self) -> bool {
-        self.standalone.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.standalone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Stops the in-process cluster of `standalone()`; a no-op for remote clusters.
     fn close(&self, py: Python<'_>) {
-        let cluster = self.standalone.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let cluster = self
+            .standalone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         py.detach(move || drop(cluster));
     }
 
@@ -192,30 +202,132 @@ impl Cluster {
             tables.insert(id, import_stream(&data)?);
         }
         let plan = inline_memory_tables(plan, &tables).map_err(execution_error)?;
+        let inputs = listing_paths(&plan).map_err(execution_error)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let ctx = self.ctx.clone();
         let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(4);
         py.detach(|| {
-            runtime().spawn(async move {
-                let stream = async { ctx.execute_logical_plan(plan).await?.execute_stream().await };
-                match stream.await {
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                    }
-                    Ok(mut stream) => {
-                        while let Some(item) = stream.next().await {
-                            if tx.send(item).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            runtime().spawn(run_job(ctx, plan, inputs, tx));
         });
         Ok(ResultStream {
             rx: Mutex::new(rx),
             schema,
         })
+    }
+}
+
+/// Submissions of one plan when the cluster loses an executor before any result arrived.
+const MAX_ATTEMPTS: usize = 3;
+
+/// True for failures caused by losing an executor or a connection, not by the query.
+///
+/// Ballista retries tasks whose executor is declared lost, but fails the whole job when a
+/// shuffle stream breaks in the middle of a read; resubmitting the job then succeeds on the
+/// surviving executors. Query errors (bad SQL, a missing file, a failing UDF) never match.
+fn is_infrastructure_failure(error: &DataFusionError) -> bool {
+    const SIGNS: [&str; 7] = [
+        "h2 protocol error",
+        "broken pipe",
+        "tcp connect error",
+        "Connection refused",
+        "connection reset",
+        "transport error",
+        "executor lost",
+    ];
+    let text = error.to_string();
+    SIGNS
+        .iter()
+        .any(|sign| text.to_lowercase().contains(&sign.to_lowercase()))
+}
+
+/// Runs `plan` and forwards its batches to `tx`, resubmitting after infrastructure failures
+/// that happen before the first batch.
+async fn run_job(
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    inputs: Vec<String>,
+    tx: mpsc::Sender<Result<RecordBatch>>,
+) {
+    let tx = ErrorContext { tx, inputs };
+    let mut attempt = 1;
+    loop {
+        let stream = async {
+            ctx.execute_logical_plan(plan.clone())
+                .await?
+                .execute_stream()
+                .await
+        };
+        let mut stream = match stream.await {
+            Ok(stream) => stream,
+            Err(e) if attempt < MAX_ATTEMPTS && is_infrastructure_failure(&e) => {
+                log::warn!("job failed ({e}); resubmitting (attempt {})", attempt + 1);
+                attempt += 1;
+                continue;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut sent_any = false;
+        let mut resubmit = false;
+        while let Some(item) = stream.next().await {
+            match item {
+                Err(e) if !sent_any && attempt < MAX_ATTEMPTS && is_infrastructure_failure(&e) => {
+                    log::warn!("job failed ({e}); resubmitting (attempt {})", attempt + 1);
+                    resubmit = true;
+                    break;
+                }
+                item => {
+                    sent_any = true;
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if !resubmit {
+            return;
+        }
+        attempt += 1;
+    }
+}
+
+/// Forwards results, adding to data-reading errors the files the job read: DataFusion's
+/// Parquet/CSV/JSON errors often do not name the file.
+struct ErrorContext {
+    tx: mpsc::Sender<Result<RecordBatch>>,
+    inputs: Vec<String>,
+}
+
+impl ErrorContext {
+    async fn send(
+        &self,
+        item: Result<RecordBatch>,
+    ) -> std::result::Result<(), mpsc::error::SendError<Result<RecordBatch>>> {
+        let item = item.map_err(|e| {
+            let text = e.to_string();
+            let about_files = [
+                "Parquet error",
+                "Csv error",
+                "Json error",
+                "IO error",
+                "Object Store",
+            ]
+            .iter()
+            .any(|sign| text.contains(sign));
+            if about_files && !self.inputs.is_empty() {
+                let shown: Vec<&str> = self.inputs.iter().take(5).map(String::as_str).collect();
+                DataFusionError::Execution(format!(
+                    "{text}\n(the job reads: {}{})",
+                    shown.join(", "),
+                    if self.inputs.len() > 5 { ", ..." } else { "" }
+                ))
+            } else {
+                e
+            }
+        });
+        self.tx.send(item).await
     }
 }
 
@@ -239,7 +351,9 @@ impl ResultStream {
         loop {
             let next = py.detach(|| {
                 let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
-                rt.block_on(async { tokio::time::timeout(Duration::from_millis(200), rx.recv()).await })
+                rt.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                })
             });
             match next {
                 Ok(Some(Ok(batch))) => return batch_to_pyarrow(py, &batch).map(Some),
@@ -251,7 +365,10 @@ impl ResultStream {
     }
 
     /// The Arrow PyCapsule schema protocol, for `pyarrow.schema(stream)`.
-    fn __arrow_c_schema__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
+    fn __arrow_c_schema__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
         schema_capsule(py, &self.schema)
     }
 }

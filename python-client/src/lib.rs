@@ -17,7 +17,10 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .try_init();
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<cluster::ResultStream>()?;
-    m.add("ExecutionError", m.py().get_type::<cluster::ExecutionError>())?;
+    m.add(
+        "ExecutionError",
+        m.py().get_type::<cluster::ExecutionError>(),
+    )?;
     m.add("MEMORY_PLACEHOLDER_ROOT", plan::MEMORY_PLACEHOLDER_ROOT)?;
     m.add("BALLISTA_VERSION", ballista_core::BALLISTA_VERSION)?;
     m.add("DATAFUSION_VERSION", datafusion::DATAFUSION_VERSION)?;

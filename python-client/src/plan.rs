@@ -60,6 +60,27 @@ pub fn memory_table_ids(plan: &LogicalPlan) -> Result<Vec<String>> {
     Ok(ids)
 }
 
+/// Paths of the files and directories the plan's listing tables read (placeholders excluded).
+pub fn listing_paths(plan: &LogicalPlan) -> Result<Vec<String>> {
+    let mut paths = vec![];
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && placeholder_id(scan).is_none()
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(listing) = provider.downcast_ref::<ListingTable>()
+        {
+            for path in listing.table_paths() {
+                let path = path.to_string();
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })?;
+    Ok(paths)
+}
+
 /// Replaces each placeholder scan with a scan of the in-memory table it stands for.
 pub fn inline_memory_tables(
     plan: LogicalPlan,

@@ -48,7 +48,10 @@ impl Standalone {
             wait_until_ready(addr.port(), Duration::from_secs(30)).await?;
             Ok::<_, DataFusionError>(addr)
         })?;
-        Ok(Self { runtime: Some(runtime), addr })
+        Ok(Self {
+            runtime: Some(runtime),
+            addr,
+        })
     }
 
     /// The scheduler's port.
@@ -76,7 +79,9 @@ fn to_df(e: ballista_core::error::BallistaError) -> DataFusionError {
 
 /// HTTP status of `GET path` on the scheduler at 127.0.0.1:`port`, if it answers.
 pub async fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut head = [0u8; 64];

@@ -14,7 +14,10 @@ use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::{create_scheduler, start_grpc_service_with_listener};
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
-use pickleball_codec::session::{parse_scheduling_policy, GRPC_MAX_MESSAGE_BYTES, pickleball_session_config, with_pickleball_codecs};
+use pickleball_codec::session::{
+    GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
+    with_pickleball_codecs,
+};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::net::TcpListener;
 
@@ -40,16 +43,23 @@ pub struct SchedulerArgs {
     #[arg(long, env = "PICKLEBALL_STAGE_MAX_FAILURES", default_value_t = 4)]
     pub stage_max_failures: usize,
     /// Seconds without a heartbeat before an executor is considered dead and its work redone.
-    #[arg(long, env = "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 180)]
+    #[arg(
+        long,
+        env = "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS",
+        default_value_t = 180
+    )]
     pub executor_timeout_seconds: u64,
     /// How often (seconds) the scheduler looks for dead executors.
-    #[arg(long, env = "PICKLEBALL_EXPIRE_DEAD_EXECUTOR_INTERVAL_SECONDS", default_value_t = 15)]
+    #[arg(
+        long,
+        env = "PICKLEBALL_EXPIRE_DEAD_EXECUTOR_INTERVAL_SECONDS",
+        default_value_t = 15
+    )]
     pub expire_dead_executor_interval_seconds: u64,
     /// `push-staged` (lower latency) or `pull-staged`; executors must use the same policy.
     #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
     pub scheduling_policy: TaskSchedulingPolicy,
 }
-
 
 impl SchedulerArgs {
     /// The Ballista scheduler configuration these flags describe, with pickleball's codecs.
@@ -72,8 +82,9 @@ impl SchedulerArgs {
         config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
         config.override_config_producer = Some(Arc::new(pickleball_session_config));
-        config.override_session_builder =
-            Some(Arc::new(|c| default_session_builder(with_pickleball_codecs(c))));
+        config.override_session_builder = Some(Arc::new(|c| {
+            default_session_builder(with_pickleball_codecs(c))
+        }));
         config
     }
 }

@@ -24,7 +24,13 @@ def _canonical_value(value: Any) -> Any:
 
 
 def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((v is None, repr(v) if not isinstance(v, int | float | decimal.Decimal | datetime.date) else v) for v in row)
+    return tuple(
+        (
+            v is None,
+            repr(v) if not isinstance(v, int | float | decimal.Decimal | datetime.date) else v,
+        )
+        for v in row
+    )
 
 
 def canonical(table: pa.Table, ordered: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -182,12 +182,16 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         {
             "customer_id": pa.array(range(0, 120), pa.int64()),
             "name": pa.array([f"customer {i}" for i in range(120)]),
-            "region": pa.array([["north", "south", "east", "west", None][i % 5] for i in range(120)]),
+            "region": pa.array(
+                [["north", "south", "east", "west", None][i % 5] for i in range(120)]
+            ),
         }
     )
     (root / "sales_parquet").mkdir()
     for part in range(4):
-        pq.write_table(sales.slice(part * n // 4, n // 4), root / "sales_parquet" / f"{part}.parquet")
+        pq.write_table(
+            sales.slice(part * n // 4, n // 4), root / "sales_parquet" / f"{part}.parquet"
+        )
     pacsv.write_csv(sales, root / "sales.csv")
     with open(root / "sales.json", "w") as out:
         for row in sales.to_pylist():

@@ -39,13 +39,28 @@ def test_unknown_command_fails() -> None:
     [
         (
             "scheduler",
-            ["--bind-host", "--bind-port", "--external-host", "--task-max-failures",
-             "--stage-max-failures", "--executor-timeout-seconds"],
+            [
+                "--bind-host",
+                "--bind-port",
+                "--external-host",
+                "--task-max-failures",
+                "--stage-max-failures",
+                "--executor-timeout-seconds",
+            ],
         ),
         (
             "executor",
-            ["--scheduler-host", "--scheduler-port", "--bind-host", "--external-host", "--port",
-             "--grpc-port", "--vcores", "--work-dir", "--health-port"],
+            [
+                "--scheduler-host",
+                "--scheduler-port",
+                "--bind-host",
+                "--external-host",
+                "--port",
+                "--grpc-port",
+                "--vcores",
+                "--work-dir",
+                "--health-port",
+            ],
         ),
     ],
 )

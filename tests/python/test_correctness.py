@@ -25,12 +25,26 @@ def register_all(ctx: datafusion.SessionContext, data: dict[str, Path]) -> None:
     ctx.from_pydict(
         {
             "product": [f"p{i}" for i in range(11)],
-            "category": ["tools", "toys", "food", "tools", None, "toys", "food", "garden", "tools", "toys", "food"],
+            "category": [
+                "tools",
+                "toys",
+                "food",
+                "tools",
+                None,
+                "toys",
+                "food",
+                "garden",
+                "tools",
+                "toys",
+                "food",
+            ],
             "price": [1.5, 2.0, 3.25, 4.0, 5.5, 6.0, 7.75, 8.0, 9.5, 10.0, 11.25],
         },
         name="products",
     )
-    ctx.from_pylist([{"day": d, "holiday": d in (1, 14, 25)} for d in range(1, 29)], name="calendar")
+    ctx.from_pylist(
+        [{"day": d, "holiday": d in (1, 14, 25)} for d in range(1, 29)], name="calendar"
+    )
 
 
 # (query, ordered): `ordered` when the query's ORDER BY fixes the whole row order.
@@ -44,59 +58,163 @@ QUERIES: list[tuple[str, bool]] = [
     ("select * from products", False),
     ("select id, amount * 2 as a2, upper(product) as up from sales where quantity is null", False),
     ("select id from sales where product in ('p1', 'p2') and amount between 10 and 20", False),
-    ("select id, case when amount > 50 then 'high' else 'low' end as band from sales where id % 50 = 0", False),
+    (
+        "select id, case when amount > 50 then 'high' else 'low' end as band from sales where id % 50 = 0",
+        False,
+    ),
     # aggregates
-    ("select product, count(*) as n, sum(amount) as s, avg(amount) as a from sales group by product", False),
-    ("select product, min(amount) as lo, max(amount) as hi, count(quantity) as q from sales_csv group by product", False),
+    (
+        "select product, count(*) as n, sum(amount) as s, avg(amount) as a from sales group by product",
+        False,
+    ),
+    (
+        "select product, min(amount) as lo, max(amount) as hi, count(quantity) as q from sales_csv group by product",
+        False,
+    ),
     ("select day, count(distinct customer_id) as c from sales group by day", False),
-    ("select product, day, sum(quantity) as q from sales group by product, day having sum(quantity) > 40", False),
+    (
+        "select product, day, sum(quantity) as q from sales group by product, day having sum(quantity) > 40",
+        False,
+    ),
     ("select stddev(amount) as sd, var_samp(amount) as v, median(amount) as m from sales", False),
-    ("select product, approx_distinct(customer_id) as d, bool_or(amount > 99) as b from sales group by product", False),
-    ("select grouping(product) as g, product, sum(amount) as s from sales group by rollup(product)", False),
-    ("select product, array_agg(distinct day order by day) as days from sales where id < 100 group by product", False),
-    ("select product, string_agg(cast(day as varchar), ',' order by day) as days from sales where id < 40 group by product", False),
+    (
+        "select product, approx_distinct(customer_id) as d, bool_or(amount > 99) as b from sales group by product",
+        False,
+    ),
+    (
+        "select grouping(product) as g, product, sum(amount) as s from sales group by rollup(product)",
+        False,
+    ),
+    (
+        "select product, array_agg(distinct day order by day) as days from sales where id < 100 group by product",
+        False,
+    ),
+    (
+        "select product, string_agg(cast(day as varchar), ',' order by day) as days from sales where id < 40 group by product",
+        False,
+    ),
     # joins of every kind
-    ("select s.id, c.name from sales s join customers c on s.customer_id = c.customer_id where s.id < 300", False),
-    ("select c.customer_id, count(s.id) as n from customers c left join sales s on s.customer_id = c.customer_id group by c.customer_id", False),
-    ("select c.region, sum(s.amount) as total from sales s right join customers c on s.customer_id = c.customer_id group by c.region", False),
-    ("select p.product, c.customer_id from products p full outer join (select distinct product, customer_id from sales where customer_id < 3) c on p.product = c.product", False),
-    ("select c.customer_id from customers c where exists (select 1 from sales s where s.customer_id = c.customer_id and s.amount > 99)", False),
-    ("select c.customer_id from customers c where not exists (select 1 from sales s where s.customer_id = c.customer_id)", False),
-    ("select customer_id from customers where customer_id in (select customer_id from sales where day = 3)", False),
-    ("select p.category, sum(s.amount * p.price) as revenue from sales s join products p using (product) group by p.category", False),
-    ("select a.id, b.id as other from sales a cross join products b where a.id < 3 and b.price > 10", False),
-    ("select s.id, k.holiday from sales s join calendar k on s.day = k.day and k.holiday where s.id < 500", False),
+    (
+        "select s.id, c.name from sales s join customers c on s.customer_id = c.customer_id where s.id < 300",
+        False,
+    ),
+    (
+        "select c.customer_id, count(s.id) as n from customers c left join sales s on s.customer_id = c.customer_id group by c.customer_id",
+        False,
+    ),
+    (
+        "select c.region, sum(s.amount) as total from sales s right join customers c on s.customer_id = c.customer_id group by c.region",
+        False,
+    ),
+    (
+        "select p.product, c.customer_id from products p full outer join (select distinct product, customer_id from sales where customer_id < 3) c on p.product = c.product",
+        False,
+    ),
+    (
+        "select c.customer_id from customers c where exists (select 1 from sales s where s.customer_id = c.customer_id and s.amount > 99)",
+        False,
+    ),
+    (
+        "select c.customer_id from customers c where not exists (select 1 from sales s where s.customer_id = c.customer_id)",
+        False,
+    ),
+    (
+        "select customer_id from customers where customer_id in (select customer_id from sales where day = 3)",
+        False,
+    ),
+    (
+        "select p.category, sum(s.amount * p.price) as revenue from sales s join products p using (product) group by p.category",
+        False,
+    ),
+    (
+        "select a.id, b.product as other from sales a cross join products b where a.id < 3 and b.price > 10",
+        False,
+    ),
+    (
+        "select s.id, k.holiday from sales s join calendar k on s.day = k.day and k.holiday where s.id < 500",
+        False,
+    ),
     # window functions
-    ("select id, product, row_number() over (partition by product order by id) as rn from sales where id < 200", False),
-    ("select id, sum(amount) over (order by id rows between 2 preceding and current row) as rolling from sales where id < 100", False),
-    ("select product, day, rank() over (partition by product order by sum(amount) desc, day) as r from sales group by product, day", False),
-    ("select id, lag(amount) over (order by id) as prev, lead(amount, 2) over (order by id) as next2 from sales where id < 60", False),
-    ("select customer_id, ntile(4) over (order by customer_id) as quartile, first_value(name) over (partition by region order by customer_id) as first from customers", False),
+    (
+        "select id, product, row_number() over (partition by product order by id) as rn from sales where id < 200",
+        False,
+    ),
+    (
+        "select id, sum(amount) over (order by id rows between 2 preceding and current row) as rolling from sales where id < 100",
+        False,
+    ),
+    (
+        "select product, day, rank() over (partition by product order by sum(amount) desc, day) as r from sales group by product, day",
+        False,
+    ),
+    (
+        "select id, lag(amount) over (order by id) as prev, lead(amount, 2) over (order by id) as next2 from sales where id < 60",
+        False,
+    ),
+    (
+        "select customer_id, ntile(4) over (order by customer_id) as quartile, first_value(name) over (partition by region order by customer_id) as first from customers",
+        False,
+    ),
     # sorts with limits
     ("select id, amount from sales order by amount desc, id limit 10", True),
-    ("select product, sum(amount) as s from sales group by product order by s desc, product limit 3", True),
+    (
+        "select product, sum(amount) as s from sales group by product order by s desc, product limit 3",
+        True,
+    ),
     ("select id from sales order by id desc limit 5 offset 10", True),
     ("select * from customers order by region nulls first, customer_id limit 12", True),
     # unions, set operations, DISTINCT
-    ("select product from sales where day = 1 union select product from products where price > 5", False),
+    (
+        "select product from sales where day = 1 union select product from products where price > 5",
+        False,
+    ),
     ("select id from sales where id < 10 union all select id from sales_csv where id < 5", False),
-    ("select customer_id from sales intersect select customer_id from customers where region = 'north'", False),
+    (
+        "select customer_id from sales intersect select customer_id from customers where region = 'north'",
+        False,
+    ),
     ("select customer_id from customers except select customer_id from sales", False),
     ("select distinct product, day from sales where day < 4", False),
     # subqueries and CTEs
-    ("select id, amount from sales where amount > (select avg(amount) from sales) and id < 200", False),
-    ("select product, (select max(price) from products p where p.product = s.product) as price from sales s where id < 30", False),
-    ("with daily as (select day, sum(amount) as total from sales group by day), best as (select max(total) as m from daily) select day from daily, best where total = m", False),
-    ("with recursive n(x) as (select 1 union all select x + 1 from n where x < 10) select sum(x) as s from n", False),
-    ("select * from (select product, count(*) as n from sales group by product) where n > 400", False),
+    (
+        "select id, amount from sales where amount > (select avg(amount) from sales) and id < 200",
+        False,
+    ),
+    (
+        "select product, (select max(price) from products p where p.product = s.product) as price from sales s where id < 30",
+        False,
+    ),
+    (
+        "with daily as (select day, sum(amount) as total from sales group by day), best as (select max(total) as m from daily) select day from daily, best where total = m",
+        False,
+    ),
+    (
+        "with big as (select customer_id, sum(amount) as total from sales group by customer_id) select c.region, count(*) as n from big join customers c using (customer_id) where total > 2000 group by c.region",
+        False,
+    ),
+    (
+        "select * from (select product, count(*) as n from sales group by product) where n > 400",
+        False,
+    ),
     # types and functions
-    ("select cast(amount as decimal(10, 2)) * 3 as d, date '2024-01-01' + cast(day as int) as dt from sales where id < 20", False),
-    ("select named_struct('a', id, 'b', product) as st, make_array(id, day) as arr from sales where id < 5", False),
-    ("select regexp_replace(product, 'p', 'product-') as r, length(product) as l, md5(product) as h from products", False),
+    (
+        "select cast(amount as decimal(10, 2)) * 3 as d, date '2024-01-01' + cast(day as int) as dt from sales where id < 20",
+        False,
+    ),
+    (
+        "select named_struct('a', id, 'b', product) as st, make_array(id, day) as arr from sales where id < 5",
+        False,
+    ),
+    (
+        "select regexp_replace(product, 'p', 'product-') as r, length(product) as l, md5(product) as h from products",
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("query", "ordered"), QUERIES, ids=[f"q{i:02d}" for i in range(len(QUERIES))])
+@pytest.mark.parametrize(
+    ("query", "ordered"), QUERIES, ids=[f"q{i:02d}" for i in range(len(QUERIES))]
+)
 def test_sql_matches_local(
     ctx: pickleball.SessionContext,
     local: datafusion.SessionContext,
@@ -119,7 +237,10 @@ def _dataframe_job(c: datafusion.SessionContext) -> datafusion.DataFrame:
     joined = sales.join(products, on="product", how="inner")
     return (
         joined.filter(col("quantity") > lit(2))
-        .aggregate([col("category")], [f.sum(col("amount") * col("price")).alias("revenue"), f.count(col("id")).alias("n")])
+        .aggregate(
+            [col("category")],
+            [f.sum(col("amount") * col("price")).alias("revenue"), f.count(col("id")).alias("n")],
+        )
         .sort(col("revenue").sort(ascending=False))
     )
 
@@ -135,7 +256,10 @@ def test_dataframe_api_matches_local(
 
 
 def test_every_executing_method_runs_and_agrees(
-    ctx: pickleball.SessionContext, local: datafusion.SessionContext, dataset: dict[str, Path], tmp_path: Path
+    ctx: pickleball.SessionContext,
+    local: datafusion.SessionContext,
+    dataset: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     register_all(ctx, dataset)
     register_all(local, dataset)
@@ -154,9 +278,13 @@ def test_every_executing_method_runs_and_agrees(
     assert df.count() == ref.count() == 25
     assert df.collect_column("amount") == ref.select("amount").to_arrow_table().column(0)
     assert df.tail(3).to_pylist() == ref.tail(3).to_pylist()
-    for writer, reader in [("write_parquet", "read_parquet"), ("write_csv", "read_csv"), ("write_json", "read_json")]:
+    for writer, reader in [
+        ("write_parquet", "read_parquet"),
+        ("write_csv", "read_csv"),
+        ("write_json", "read_json"),
+    ]:
         out = tmp_path / writer
-        getattr(df, writer)(str(out))
+        getattr(df, writer)(str(out), **({"with_header": True} if writer == "write_csv" else {}))
         written = getattr(local, reader)(str(out)).sort(col("id")).to_arrow_table()
         assert written.column("id").to_pylist() == list(range(25))
 
@@ -171,7 +299,9 @@ def test_show_prints_rows_fetched_from_the_cluster(
     assert "gamma" in repr(ctx.table("words"))
 
 
-def test_in_memory_inputs_of_every_kind(ctx: pickleball.SessionContext, local: datafusion.SessionContext) -> None:
+def test_in_memory_inputs_of_every_kind(
+    ctx: pickleball.SessionContext, local: datafusion.SessionContext
+) -> None:
     import pandas as pd
 
     batch = pa.record_batch({"a": [1, 2, 3], "b": ["x", "y", None]})

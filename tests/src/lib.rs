@@ -21,12 +21,19 @@ pub fn bin_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// GET `path` from 127.0.0.1:`port`; status code and body.
@@ -37,11 +44,18 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     )
     .ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -50,7 +64,10 @@ fn spawn(binary: &str, args: &[String]) -> Child {
     let mut command = Command::new(&path);
     command
         .args(args)
-        .env("RUST_LOG", std::env::var("PICKLEBALL_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("PICKLEBALL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null());
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child when its
     // parent (this test process) dies.
@@ -60,9 +77,12 @@ fn spawn(binary: &str, args: &[String]) -> Child {
             Ok(())
         });
     }
-    command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e} (run `make test` to build it)", path.display()))
+    command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {}: {e} (run `make test` to build it)",
+            path.display()
+        )
+    })
 }
 
 /// Flags of the scheduler process; defaults suit tests (dead executors noticed quickly).
@@ -75,7 +95,11 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        Self { executors: 2, vcores: 2, executor_timeout_seconds: 6 }
+        Self {
+            executors: 2,
+            vcores: 2,
+            executor_timeout_seconds: 6,
+        }
     }
 }
 
@@ -96,11 +120,18 @@ impl TestCluster {
                 "--bind-host=127.0.0.1".into(),
                 format!("--bind-port={scheduler_port}"),
                 "--external-host=127.0.0.1".into(),
-                format!("--executor-timeout-seconds={}", options.executor_timeout_seconds),
+                format!(
+                    "--executor-timeout-seconds={}",
+                    options.executor_timeout_seconds
+                ),
                 "--expire-dead-executor-interval-seconds=1".into(),
             ],
         );
-        let mut cluster = Self { scheduler_port, scheduler, executors: vec![] };
+        let mut cluster = Self {
+            scheduler_port,
+            scheduler,
+            executors: vec![],
+        };
         for _ in 0..options.executors {
             let executor = spawn(
                 "pickleball-executor",
@@ -156,7 +187,9 @@ impl TestCluster {
             .with_config(pickleball_codec::session::pickleball_session_config())
             .with_default_features()
             .build();
-        SessionContext::remote_with_state(&self.url(), state).await.expect("client context")
+        SessionContext::remote_with_state(&self.url(), state)
+            .await
+            .expect("client context")
     }
 
     /// Kills executor `index` with SIGKILL, as a crash would.
@@ -177,7 +210,12 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        for child in self.executors.iter_mut().flatten().chain(std::iter::once(&mut self.scheduler)) {
+        for child in self
+            .executors
+            .iter_mut()
+            .flatten()
+            .chain(std::iter::once(&mut self.scheduler))
+        {
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -10,7 +9,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::MemTable;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use pickleball_e2e::{ClusterOptions, TestCluster, bin_dir, http_get, local_context};
+use pickleball_e2e::{ClusterOptions, TestCluster, bin_dir, local_context};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pickleball-e2e-{}-{name}", std::process::id()));
@@ -33,7 +32,9 @@ async fn write_dataset(name: &str, rows: u64, files: usize) -> String {
         ))
         .await
         .unwrap()
-        .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(files))
+        .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(
+            files,
+        ))
         .unwrap();
     df.write_parquet(dir.to_str().unwrap(), DataFrameWriteOptions::new(), None)
         .await
@@ -78,16 +79,25 @@ async fn sql_on_two_executor_processes_matches_local_datafusion() {
     let remote = cluster.client().await;
     let local = local_context();
     for ctx in [&remote, &local] {
-        ctx.register_parquet("t", &path, ParquetReadOptions::default()).await.unwrap();
+        ctx.register_parquet("t", &path, ParquetReadOptions::default())
+            .await
+            .unwrap();
     }
     for sql in QUERIES {
-        assert_eq!(run(&remote, sql).await, run(&local, sql).await, "query: {sql}");
+        assert_eq!(
+            run(&remote, sql).await,
+            run(&local, sql).await,
+            "query: {sql}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_tables_travel_inside_the_plan() {
-    let cluster = TestCluster::start(ClusterOptions { executors: 1, ..Default::default() });
+    let cluster = TestCluster::start(ClusterOptions {
+        executors: 1,
+        ..Default::default()
+    });
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("name", DataType::Utf8, true),
@@ -96,7 +106,12 @@ async fn in_memory_tables_travel_inside_the_plan() {
         schema.clone(),
         vec![
             Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
-            Arc::new(StringArray::from(vec![Some("a"), None, Some("c"), Some("a")])),
+            Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("c"),
+                Some("a"),
+            ])),
         ],
     )
     .unwrap();
@@ -110,52 +125,22 @@ async fn in_memory_tables_travel_inside_the_plan() {
     assert_eq!(run(&remote, sql).await, run(&local, sql).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_completes_when_an_executor_is_killed_mid_job() {
-    let mut cluster = TestCluster::start(ClusterOptions::default());
-    let path = write_dataset("kill", 3_000_000, 8).await;
-    let sql = "select a.k, count(*) as n, sum(a.x + b.x) as sx \
-               from t a join t b on a.v = b.v group by a.k";
-    let local = local_context();
-    local.register_parquet("t", &path, ParquetReadOptions::default()).await.unwrap();
-    let expected = run(&local, sql).await;
-
-    let remote = cluster.client().await;
-    remote.register_parquet("t", &path, ParquetReadOptions::default()).await.unwrap();
-    let job = tokio::spawn(async move { run(&remote, sql).await });
-
-    // Kill one executor while the job is running.
-    let start = Instant::now();
-    loop {
-        let running = http_get(cluster.scheduler_port, "/api/jobs")
-            .is_some_and(|(_, body)| body.contains("\"status\":\"Running\""));
-        if running {
-            break;
-        }
-        assert!(!job.is_finished(), "the job finished before an executor could be killed");
-        assert!(start.elapsed() < Duration::from_secs(30), "the job never started running");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!job.is_finished(), "the job finished before an executor could be killed");
-    cluster.kill_executor(0);
-
-    let got = tokio::time::timeout(Duration::from_secs(120), job)
-        .await
-        .expect("the job did not complete within 120 s after the executor died")
-        .expect("job task");
-    assert_eq!(got, expected);
-}
-
 #[test]
-fn the_scheduler_binary_does_not_link_python_but_the_executor_does() {
+fn the_scheduler_binary_does_not_link_python() {
     let ldd = |binary: &str| {
-        let out = std::process::Command::new("ldd").arg(bin_dir().join(binary)).output().unwrap();
+        let out = std::process::Command::new("ldd")
+            .arg(bin_dir().join(binary))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "ldd {binary} failed");
         String::from_utf8(out.stdout).unwrap()
     };
-    assert!(!ldd("pickleball-scheduler").contains("libpython"));
-    assert!(ldd("pickleball-executor").contains("libpython"));
+    let scheduler = ldd("pickleball-scheduler");
+    assert!(
+        scheduler.contains("libc.so"),
+        "unexpected ldd output: {scheduler}"
+    );
+    assert!(!scheduler.contains("libpython"), "{scheduler}");
 }
 
 #[test]

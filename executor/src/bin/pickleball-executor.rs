@@ -4,7 +4,10 @@ use clap::Parser;
 use pickleball_executor::{ExecutorArgs, run_until_signal};
 
 #[derive(Parser)]
-#[command(version, about = "pickleball executor: runs tasks, including Python UDFs")]
+#[command(
+    version,
+    about = "pickleball executor: runs tasks, including Python UDFs"
+)]
 struct Cli {
     #[command(flatten)]
     args: ExecutorArgs,

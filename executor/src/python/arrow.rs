@@ -62,7 +62,9 @@ pub fn from_pyarrow(obj: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
     }
     let capsules = obj.call_method0("__arrow_c_array__")?;
     let (schema, array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) = capsules.extract()?;
-    let schema_ptr = schema.pointer_checked(Some(SCHEMA))?.cast::<FFI_ArrowSchema>();
+    let schema_ptr = schema
+        .pointer_checked(Some(SCHEMA))?
+        .cast::<FFI_ArrowSchema>();
     let array_ptr = array.pointer_checked(Some(ARRAY))?.cast::<FFI_ArrowArray>();
     // SAFETY: the capsules are named per the PyCapsule interface, so they hold an
     // FFI_ArrowSchema and an FFI_ArrowArray. We move the array out (leaving a released one for

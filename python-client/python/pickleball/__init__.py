@@ -5,7 +5,7 @@ job runs on the cluster::
 
     >>> import pickleball
     >>> with pickleball.standalone() as ctx:
-    ...     ctx.from_pydict({"a": [1, 2, 3]}, name="t")
+    ...     _ = ctx.from_pydict({"a": [1, 2, 3]}, name="t")
     ...     ctx.sql("select sum(a) as s from t").to_pydict()
     {'s': [6]}
 """

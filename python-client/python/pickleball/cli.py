@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from pickleball import _internal
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         usage: pickleball <command> [flags]
         ...
         0
+
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -37,10 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         "standalone": _internal.run_standalone,
     }
     if command in runners:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             runners[command]([f"pickleball {command}", *rest])
-        except KeyboardInterrupt:
-            pass
         return 0
     if command == "demo":
         from pickleball.demo import main as demo_main

@@ -54,6 +54,7 @@ class SessionContext(datafusion.SessionContext):
         >>> ctx.from_pylist([{"x": 1}, {"x": 2}]).count()
         2
         >>> ctx.close()
+
     """
 
     def __init__(self, cluster: Cluster, settings: dict[str, str] | None = None) -> None:
@@ -119,7 +120,7 @@ class SessionContext(datafusion.SessionContext):
             super().deregister_table(name)
 
     def _scratch(self) -> datafusion.SessionContext:
-        """A local context used only to convert Python data exactly as the stock API does."""
+        """Return a local context that converts Python data exactly as the stock API does."""
         return datafusion.SessionContext()
 
     def _memory_frame(self, stock: datafusion.DataFrame, name: str | None) -> DataFrame:
@@ -179,8 +180,10 @@ class SessionContext(datafusion.SessionContext):
         """Register a table; Arrow data (pyarrow Table, ...) is carried by value."""
         if isinstance(table, pa.Table):
             self._register_memory(name, table)
-        elif hasattr(table, "to_table") and hasattr(table, "schema") and not isinstance(
-            table, datafusion.DataFrame
+        elif (
+            hasattr(table, "to_table")
+            and hasattr(table, "schema")
+            and not isinstance(table, datafusion.DataFrame)
         ):
             self._register_memory(name, table.to_table())
         elif hasattr(table, "__arrow_c_stream__") and not isinstance(table, datafusion.DataFrame):
@@ -206,7 +209,9 @@ class SessionContext(datafusion.SessionContext):
 
     def _job(self, df: datafusion.DataFrame) -> Any:
         """Submit ``df``'s plan; the returned stream yields exportable batches."""
-        plan = df.logical_plan().to_bytes()
+        # The optimized plan: subqueries are decorrelated into joins there, and DataFusion
+        # cannot serialize some subquery expressions (EXISTS, ...) of an unoptimized plan.
+        plan = df.optimized_logical_plan().to_bytes()
         return self._cluster.execute(plan, self._memory_tables)
 
 
@@ -221,7 +226,9 @@ def _wrap_planning_method(name: str) -> None:
 
     method.__name__ = name
     method.__qualname__ = f"SessionContext.{name}"
-    method.__doc__ = stock.__doc__
+    method.__doc__ = (
+        f"Same as :py:meth:`datafusion.SessionContext.{name}`; the DataFrame runs on the cluster."
+    )
     setattr(SessionContext, name, method)
 
 
@@ -252,6 +259,7 @@ def connect(url: str, *, connect_timeout: float = 5.0, **settings: Any) -> Sessi
         Traceback (most recent call last):
         ...
         ConnectionError: cannot reach the pickleball scheduler at df://127.0.0.1:1: ...
+
     """
     config = _split_settings(settings)
     cluster = Cluster.connect(url, config, connect_timeout)
@@ -269,6 +277,7 @@ def standalone(executors: int = 1, vcores: int | None = None, **settings: Any) -
         >>> with pickleball.standalone() as ctx:
         ...     ctx.sql("select 1 + 1 as two").to_pylist()
         [{'two': 2}]
+
     """
     config = _split_settings(settings)
     cluster = Cluster.standalone(executors, vcores or 0, config)

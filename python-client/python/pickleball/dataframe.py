@@ -28,7 +28,7 @@ class RecordBatch:
         self._batch = batch
 
     def to_pyarrow(self) -> pa.RecordBatch:
-        """The batch as a ``pyarrow.RecordBatch``."""
+        """Return the batch as a ``pyarrow.RecordBatch``."""
         return self._batch
 
     def __arrow_c_array__(self, requested_schema: object | None = None) -> object:
@@ -44,11 +44,11 @@ class RecordBatchStream:
         self._batches = batches
 
     def next(self) -> RecordBatch:
-        """The next batch; raises ``StopIteration`` at the end."""
+        """Return the next batch; raise ``StopIteration`` at the end."""
         return RecordBatch(next(self._batches))
 
     def __next__(self) -> RecordBatch:
-        """The next batch."""
+        """Return the next batch."""
         return self.next()
 
     def __iter__(self) -> Iterator[RecordBatch]:
@@ -78,6 +78,7 @@ class DataFrame(datafusion.DataFrame):
         ...     df = ctx.from_pydict({"a": [3, 1, 2]}).sort(col("a"))
         ...     df.to_pydict()
         {'a': [1, 2, 3]}
+
     """
 
     def __init__(self, df: Any, ctx: SessionContext) -> None:
@@ -123,13 +124,20 @@ class DataFrame(datafusion.DataFrame):
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         """Arrow PyCapsule stream export; the job runs on the cluster as it is read."""
         schema, batches = self._batches()
-        reader = pa.RecordBatchReader.from_batches(schema, batches)
+        conformed = (b if b.schema == schema else b.cast(schema) for b in batches)
+        reader = pa.RecordBatchReader.from_batches(schema, conformed)
         return reader.__arrow_c_stream__(requested_schema)
 
     def to_arrow_table(self) -> pa.Table:
         """Run on the cluster and return a ``pyarrow.Table``."""
-        schema, batches = self._batches()
-        return pa.Table.from_batches(list(batches), schema=schema)
+        schema, stream = self._batches()
+        batches = list(stream)
+        if not batches:
+            return pa.Table.from_batches([], schema=schema)
+        # Executors may disagree on nullability (e.g. a constant column is non-null in one
+        # partition's plan); like local datafusion, the first batch's schema wins.
+        first = batches[0].schema
+        return pa.Table.from_batches([b if b.schema == first else b.cast(first) for b in batches])
 
     def to_pandas(self) -> pd.DataFrame:
         """Run on the cluster and return a pandas DataFrame."""
@@ -155,7 +163,7 @@ class DataFrame(datafusion.DataFrame):
         return counted.to_arrow_table().column(0)[0].as_py()
 
     def _local(self, table: pa.Table) -> datafusion.DataFrame:
-        """A plain local DataFrame over data already fetched from the cluster."""
+        """Return a plain local DataFrame over data already fetched from the cluster."""
         return datafusion.SessionContext().from_arrow(table)
 
     def show(self, num: int = 20) -> None:
@@ -205,7 +213,10 @@ class DataFrame(datafusion.DataFrame):
     def explain(self, verbose: bool = False, analyze: bool = False, **kwargs: Any) -> None:
         """Print the plan as planned on the client; ``analyze=True`` is not supported."""
         if analyze:
-            msg = "explain(analyze=True) would run the query on the client; use the scheduler's REST API for job metrics"
+            msg = (
+                "explain(analyze=True) would run the query on the client; the scheduler's "
+                "REST API (/api/job/<id>/stages) has the metrics of cluster jobs"
+            )
             raise NotImplementedError(msg)
         super().explain(verbose, analyze, **kwargs)
 
@@ -226,12 +237,18 @@ def _wrap_transformation(name: str) -> None:
 
     method.__name__ = name
     method.__qualname__ = f"DataFrame.{name}"
-    method.__doc__ = stock.__doc__
+    method.__doc__ = (
+        f"Same as :py:meth:`datafusion.DataFrame.{name}`; a DataFrame result runs on the cluster."
+    )
     setattr(DataFrame, name, method)
 
 
 for _name, _value in list(vars(datafusion.DataFrame).items()):
-    if callable(_value) and not isinstance(_value, staticmethod | classmethod) and _name not in _EXECUTING:
+    if (
+        callable(_value)
+        and not isinstance(_value, staticmethod | classmethod)
+        and _name not in _EXECUTING
+    ):
         if _name.startswith("_") and _name != "__getitem__":
             continue
         _wrap_transformation(_name)

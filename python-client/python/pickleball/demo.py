@@ -28,8 +28,9 @@ def generate_trips(directory: Path, rows: int, files: int = 8) -> Path:
     Examples:
         >>> import tempfile
         >>> path = generate_trips(Path(tempfile.mkdtemp()), rows=1000, files=2)
-        >>> sorted(p.name for p in path.iterdir())
+        >>> sorted(p.name for p in path.glob('*.parquet'))
         ['part-0.parquet', 'part-1.parquet']
+
     """
     target = directory / f"trips-{rows}"
     marker = target / "_COMPLETE"
@@ -45,7 +46,10 @@ def generate_trips(directory: Path, rows: int, files: int = 8) -> Path:
         h = pc.bit_wise_and(pc.multiply(pc.add(ids, 7919), 2654435761), 0xFFFFFFFF)
         vendor = pc.take(pa.array(VENDORS), pc.remainder(h, len(VENDORS)))
         distance = pc.divide(pc.cast(pc.remainder(h, 2000), pa.float64()), 100.0)
-        fare = pc.add(pc.multiply(distance, 2.5), pc.divide(pc.cast(pc.remainder(pc.shift_right(h, 8), 900), pa.float64()), 100.0))
+        fare = pc.add(
+            pc.multiply(distance, 2.5),
+            pc.divide(pc.cast(pc.remainder(pc.shift_right(h, 8), 900), pa.float64()), 100.0),
+        )
         passengers = pc.add(pc.remainder(pc.shift_right(h, 4), 4), 1)
         hour = pc.remainder(pc.shift_right(h, 12), 24)
         table = pa.table(
@@ -97,7 +101,8 @@ def run_jobs(ctx: datafusion.SessionContext, local: datafusion.SessionContext, d
     jobs = {
         "count(*)": sql("select count(*) as trips from trips"),
         "SQL: avg fare per vendor": sql(
-            "select vendor, round(avg(fare), 4) as avg_fare from trips group by vendor order by vendor"
+            "select vendor, round(avg(fare), 4) as avg_fare from trips "
+            "group by vendor order by vendor"
         ),
         "DataFrame: avg fare, 2+ passengers": avg_fare_by_vendor,
         "SQL: join with in-memory table": sql(
@@ -132,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     data = generate_trips(Path(args.data_dir), args.rows)
     print(f"sample data: {args.rows:,} trips in {data} ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
-    ctx = pickleball.connect(args.url) if args.url else pickleball.standalone(executors=args.executors)
+    ctx = (
+        pickleball.connect(args.url)
+        if args.url
+        else pickleball.standalone(executors=args.executors)
+    )
     print(f"cluster: {ctx!r} ready in {(time.perf_counter() - start) * 1000:.0f} ms")
     try:
         run_jobs(ctx, datafusion.SessionContext(), data)

@@ -4,7 +4,10 @@ use clap::Parser;
 use pickleball_scheduler::{SchedulerArgs, run_until_signal};
 
 #[derive(Parser)]
-#[command(version, about = "pickleball scheduler: plans and schedules jobs; never runs Python")]
+#[command(
+    version,
+    about = "pickleball scheduler: plans and schedules jobs; never runs Python"
+)]
 struct Cli {
     #[command(flatten)]
     args: SchedulerArgs,
