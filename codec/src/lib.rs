@@ -13,6 +13,7 @@ pub mod logical;
 pub mod memory_table;
 pub mod physical;
 pub mod session;
+pub mod udf;
 
 pub use logical::PythonLogicalCodec;
 pub use memory_table::DEFAULT_MAX_INLINE_TABLE_BYTES;

@@ -8,16 +8,15 @@ use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::{Result, TableReference};
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{
-    AggregateUDF, Extension, HigherOrderUDF, LogicalPlan, ScalarUDF, WindowUDF,
-};
+use datafusion::logical_expr::{Extension, HigherOrderUDF, LogicalPlan};
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 
 use crate::memory_table::{
     DEFAULT_MAX_INLINE_TABLE_BYTES, decode_memory_table, encode_memory_table, is_memory_table_frame,
 };
+use crate::udf::{InlinePolicy, UdfDecoder};
 
-/// Ballista's logical codec plus in-memory tables carried by value.
+/// Ballista's logical codec plus in-memory tables carried by value and Python UDFs.
 ///
 /// Every method forwards to the wrapped [`BallistaLogicalExtensionCodec`] unless pickleball
 /// handles the node itself.
@@ -25,6 +24,7 @@ use crate::memory_table::{
 pub struct PythonLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
     max_inline_table_bytes: usize,
+    udfs: UdfDecoder,
 }
 
 impl Default for PythonLogicalCodec {
@@ -39,7 +39,14 @@ impl PythonLogicalCodec {
         Self {
             inner: BallistaLogicalExtensionCodec::default(),
             max_inline_table_bytes,
+            udfs: UdfDecoder::planning("process", InlinePolicy::Allow),
         }
+    }
+
+    /// The same codec, turning Python UDF frames into UDFs with `udfs`.
+    pub fn with_udfs(mut self, udfs: UdfDecoder) -> Self {
+        self.udfs = udfs;
+        self
     }
 }
 
@@ -99,14 +106,6 @@ impl LogicalExtensionCodec for PythonLogicalCodec {
         self.inner.try_encode_file_format(buf, node)
     }
 
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udf(node, buf)
-    }
-
     fn try_decode_higher_order_function(
         &self,
         name: &str,
@@ -123,19 +122,5 @@ impl LogicalExtensionCodec for PythonLogicalCodec {
         self.inner.try_encode_higher_order_function(node, buf)
     }
 
-    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
-    }
+    crate::python_udf_codec_methods!();
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use ballista_core::serde::BallistaPhysicalExtensionCodec;
 use datafusion::common::Result;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::HigherOrderUDF;
 use datafusion::physical_expr_common::physical_expr::PhysicalExpr;
 use datafusion::physical_expr_common::physical_expr::proto_decode::PhysicalExprDecodeCtx;
 use datafusion::physical_expr_common::physical_expr::proto_encode::PhysicalExprEncodeCtx;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+
+use crate::udf::UdfDecoder;
 
 /// Ballista's physical codec; the place where pickleball's physical nodes are encoded.
 ///
@@ -20,6 +22,17 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 #[derive(Debug, Default)]
 pub struct PythonPhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
+    udfs: UdfDecoder,
+}
+
+impl PythonPhysicalCodec {
+    /// A codec turning Python UDF frames into UDFs with `udfs` (with a runtime on executors).
+    pub fn with_udfs(udfs: UdfDecoder) -> Self {
+        Self {
+            inner: BallistaPhysicalExtensionCodec::default(),
+            udfs,
+        }
+    }
 }
 
 impl PhysicalExtensionCodec for PythonPhysicalCodec {
@@ -40,14 +53,6 @@ impl PhysicalExtensionCodec for PythonPhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         self.inner.try_encode(node, buf, proto_converter)
-    }
-
-    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        self.inner.try_decode_udf(name, buf)
-    }
-
-    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udf(node, buf)
     }
 
     fn try_decode_higher_order_function(
@@ -84,19 +89,5 @@ impl PhysicalExtensionCodec for PythonPhysicalCodec {
         self.inner.try_encode_expr(node, buf, ctx)
     }
 
-    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
-    }
-
-    fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udaf(node, buf)
-    }
-
-    fn try_decode_udwf(&self, name: &str, buf: &[u8]) -> Result<Arc<WindowUDF>> {
-        self.inner.try_decode_udwf(name, buf)
-    }
-
-    fn try_encode_udwf(&self, node: &WindowUDF, buf: &mut Vec<u8>) -> Result<()> {
-        self.inner.try_encode_udwf(node, buf)
-    }
+    crate::python_udf_codec_methods!();
 }

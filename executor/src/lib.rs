@@ -22,6 +22,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use pickleball_codec::session::{
     GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
 };
+use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 
 /// Command-line flags of `pickleball-executor` and `pickleball executor`.
@@ -105,11 +106,28 @@ impl ExecutorArgs {
             print_thread_info: false,
             ..ExecutorProcessConfig::default()
         };
-        config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
-        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
+        let udfs = udf_decoder();
+        config.override_logical_codec = Some(Arc::new(
+            PythonLogicalCodec::default().with_udfs(udfs.clone()),
+        ));
+        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
         config.override_config_producer = Some(Arc::new(pickleball_session_config));
         config.override_function_registry = Some(Arc::new(function_registry()));
         config
+    }
+}
+
+/// How this executor turns Python UDF frames into runnable UDFs: all of them share one
+/// main-interpreter runtime (and so one cache of unpickled payloads).
+fn udf_decoder() -> UdfDecoder {
+    static RUNTIME: std::sync::OnceLock<Arc<python::MainInterpreterRuntime>> =
+        std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(Default::default).clone();
+    UdfDecoder {
+        policy: InlinePolicy::Allow,
+        runtime: Some(runtime),
+        role: "executor",
+        translator: None,
     }
 }
 
@@ -198,9 +216,10 @@ pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()
     let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
+    let udfs = udf_decoder();
     let codec = BallistaCodec::new(
-        Arc::new(PythonLogicalCodec::default()),
-        Arc::new(PythonPhysicalCodec::default()),
+        Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
+        Arc::new(PythonPhysicalCodec::with_udfs(udfs)),
     );
     ballista_executor::new_standalone_executor_from_builder(
         scheduler,

@@ -34,7 +34,30 @@ const MAX_INLINE_TABLE_BYTES: &str = "pickleball.max_inline_table_bytes";
 
 /// Turns an error from DataFusion or Ballista into a Python exception with its full text.
 pub fn execution_error(e: DataFusionError) -> PyErr {
-    ExecutionError::new_err(e.to_string())
+    ExecutionError::new_err(readable(&e.to_string()))
+}
+
+/// Ballista reports a failed task with Rust's `Debug` formatting
+/// (`...DataFusionError(Execution("line\nline"))...`); show the inner message as text.
+fn readable(text: &str) -> String {
+    const MARK: &str = "Execution(\"";
+    let Some(start) = text.rfind(MARK) else {
+        return text.to_string();
+    };
+    let inner = &text[start + MARK.len()..];
+    let Some(end) = inner.rfind("\")") else {
+        return text.to_string();
+    };
+    let message = inner[..end]
+        .replace("\\n", "\n")
+        .replace("\\\"", "\"")
+        .replace("\\'", "'");
+    let context = text
+        .split("Task failed due to runtime execution error")
+        .next()
+        .unwrap_or(text)
+        .trim_end_matches([' ', ':']);
+    format!("{context}: {message}")
 }
 
 /// Host and port of a `df://host:port` URL (scheme optional, port 50050 by default).
@@ -370,5 +393,21 @@ impl ResultStream {
         py: Python<'py>,
     ) -> PyResult<Bound<'py, pyo3::types::PyCapsule>> {
         schema_capsule(py, &self.schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable;
+
+    #[test]
+    fn task_errors_in_debug_form_become_plain_text() {
+        let raw = r#"Execution error: Job J failed: Job failed due to stage 0 failed: Task failed due to runtime execution error: DataFusionError(Shared(External(DataFusionError(Execution("Python UDF 'f' raised ValueError: bad\nTraceback (most recent call last):\n  File \"x.py\"")))))"#;
+        assert_eq!(
+            readable(raw),
+            "Execution error: Job J failed: Job failed due to stage 0 failed: Python UDF 'f' \
+             raised ValueError: bad\nTraceback (most recent call last):\n  File \"x.py\""
+        );
+        assert_eq!(readable("plain message"), "plain message");
     }
 }

@@ -8,6 +8,7 @@ mod cluster;
 mod plan;
 mod runtime;
 mod standalone;
+mod translate;
 
 use pyo3::prelude::*;
 

@@ -19,6 +19,9 @@ use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::logical_plan_from_bytes_with_extension_codec;
 use pickleball_codec::PythonLogicalCodec;
+use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
+
+use crate::translate::StockUdfTranslator;
 
 /// Directory name that marks a placeholder for an in-memory table; the Python side builds
 /// placeholder paths as `/<root>/<id>/`.
@@ -29,11 +32,12 @@ pub type MemoryTableData = (SchemaRef, Vec<RecordBatch>);
 
 /// Decodes plan bytes written by the stock wheel.
 pub fn decode_plan(bytes: &[u8], ctx: &SessionContext) -> Result<LogicalPlan> {
-    logical_plan_from_bytes_with_extension_codec(
-        bytes,
-        ctx.task_ctx().as_ref(),
-        &PythonLogicalCodec::default(),
-    )
+    let udfs = UdfDecoder {
+        translator: Some(Arc::new(StockUdfTranslator)),
+        ..UdfDecoder::planning("client", InlinePolicy::Allow)
+    };
+    let codec = PythonLogicalCodec::default().with_udfs(udfs);
+    logical_plan_from_bytes_with_extension_codec(bytes, ctx.task_ctx().as_ref(), &codec)
 }
 
 /// The id of the in-memory table a scan reads, if the scan is one of our placeholders.

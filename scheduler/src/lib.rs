@@ -18,6 +18,7 @@ use pickleball_codec::session::{
     GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
     with_pickleball_codecs,
 };
+use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::net::TcpListener;
 
@@ -79,8 +80,12 @@ impl SchedulerArgs {
             grpc_client_max_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
             ..SchedulerConfig::default()
         };
-        config.override_logical_codec = Some(Arc::new(PythonLogicalCodec::default()));
-        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::default()));
+        // Stand-ins plan Python UDFs from their headers; the scheduler never unpickles.
+        let udfs = UdfDecoder::planning("scheduler", InlinePolicy::Allow);
+        config.override_logical_codec = Some(Arc::new(
+            PythonLogicalCodec::default().with_udfs(udfs.clone()),
+        ));
+        config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
         config.override_config_producer = Some(Arc::new(pickleball_session_config));
         config.override_session_builder = Some(Arc::new(|c| {
             default_session_builder(with_pickleball_codecs(c))

@@ -166,7 +166,10 @@ fn an_unreachable_scheduler_makes_an_executor_fail_with_the_address() {
 fn a_failing_test_leaks_no_cluster_processes() {
     let (tx, rx) = std::sync::mpsc::channel();
     let outcome = std::thread::spawn(move || {
-        let cluster = TestCluster::start(ClusterOptions { executors: 1, ..Default::default() });
+        let cluster = TestCluster::start(ClusterOptions {
+            executors: 1,
+            ..Default::default()
+        });
         tx.send(cluster.pids()).unwrap();
         panic!("a test failing while its cluster runs");
     })
@@ -176,6 +179,9 @@ fn a_failing_test_leaks_no_cluster_processes() {
     assert_eq!(pids.len(), 2);
     for pid in pids {
         // Dropping the cluster killed and reaped each process, so its /proc entry is gone.
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} leaked");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} leaked"
+        );
     }
 }

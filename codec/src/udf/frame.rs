@@ -115,6 +115,30 @@ pub struct UdfHeader {
     /// SHA-256 of the payload; also the executor's cache key.
     #[prost(bytes = "vec", tag = "9")]
     pub payload_sha256: Vec<u8>,
+    /// Window UDFs: planning properties of the evaluator, as [`WindowFlags`] bits.
+    #[prost(uint32, tag = "10")]
+    pub window_flags: u32,
+}
+
+/// Planning properties of a window evaluator, learned on the client (which may call the
+/// user's evaluator factory) so the scheduler can plan without Python.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WindowFlags(pub u32);
+
+impl WindowFlags {
+    /// `uses_window_frame()`
+    pub const USES_WINDOW_FRAME: u32 = 1;
+    /// `supports_bounded_execution()`
+    pub const SUPPORTS_BOUNDED_EXECUTION: u32 = 2;
+    /// `include_rank()`
+    pub const INCLUDE_RANK: u32 = 4;
+    /// `is_causal()`
+    pub const IS_CAUSAL: u32 = 8;
+
+    /// Whether `flag` is set.
+    pub fn has(self, flag: u32) -> bool {
+        self.0 & flag != 0
+    }
 }
 
 /// Everything about a UDF that can be known without Python.
@@ -136,6 +160,8 @@ pub struct UdfSignature {
     pub lane: Lane,
     /// Calling convention.
     pub convention: Convention,
+    /// Window evaluator properties (window UDFs only).
+    pub window: WindowFlags,
 }
 
 /// A decoded frame: signature, sender's Python version, and the original bytes.
@@ -227,6 +253,7 @@ impl UdfFrame {
             .to_string(),
             payload_len: payload.len() as u64,
             payload_sha256: digest.to_vec(),
+            window_flags: signature.window.0,
         };
         let header = header.encode_to_vec();
         let mut bytes = Vec::with_capacity(FIXED_LEN + header.len() + payload.len());
@@ -236,7 +263,13 @@ impl UdfFrame {
         bytes.extend_from_slice(&header);
         let payload_at = bytes.len();
         bytes.extend_from_slice(payload);
-        Ok(Self { signature, python, digest, bytes: bytes.into(), payload_at })
+        Ok(Self {
+            signature,
+            python,
+            digest,
+            bytes: bytes.into(),
+            payload_at,
+        })
     }
 
     /// Parses a frame; `Ok(None)` when `buf` is not a pickleball frame at all.
@@ -299,6 +332,7 @@ impl UdfFrame {
                 "rows" => Convention::Rows,
                 other => return Err(invalid(format!("unknown calling convention '{other}'"))),
             },
+            window: WindowFlags(header.window_flags),
         };
         Ok(Some(Self {
             signature,
@@ -352,6 +386,7 @@ mod tests {
             volatility: Volatility::Immutable,
             lane: Lane::SubInterpreter,
             convention: Convention::Rows,
+            window: WindowFlags(WindowFlags::INCLUDE_RANK),
         };
         UdfFrame::encode(signature, (3, 13), b"\x80\x05payload bytes").unwrap()
     }
@@ -370,7 +405,11 @@ mod tests {
 
     #[test]
     fn foreign_bytes_are_not_frames() {
-        assert!(UdfFrame::decode(b"DFPYUDF\x01\x03\x0d...").unwrap().is_none());
+        assert!(
+            UdfFrame::decode(b"DFPYUDF\x01\x03\x0d...")
+                .unwrap()
+                .is_none()
+        );
         assert!(UdfFrame::decode(b"").unwrap().is_none());
     }
 
@@ -388,7 +427,10 @@ mod tests {
         let mut bytes = sample(UdfFamily::Scalar).bytes().to_vec();
         bytes[MAGIC_LEN] = 9;
         let err = UdfFrame::decode(&bytes).unwrap_err().to_string();
-        assert!(err.contains("wire version 9") && err.contains("version 1"), "{err}");
+        assert!(
+            err.contains("wire version 9") && err.contains("version 1"),
+            "{err}"
+        );
     }
 
     /// Fuzz-style: random bytes behind a valid magic, every truncation and every single-byte

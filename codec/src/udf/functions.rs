@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDFImpl, Signature, WindowUDFImpl,
 };
 
-use super::frame::UdfFrame;
+use super::frame::{UdfFrame, WindowFlags};
 
 /// What an executor plugs in to run Python UDFs. Implementations cache unpickled payloads by
 /// digest, check the sender's Python version and choose the lane.
@@ -63,7 +63,11 @@ macro_rules! frame_backed {
             /// A UDF for `frame`; runnable when `runtime` is given, a stand-in otherwise.
             pub fn new(frame: Arc<UdfFrame>, runtime: Option<Arc<dyn PythonRuntime>>) -> Self {
                 let signature = exact_signature(&frame);
-                Self { frame, signature, runtime }
+                Self {
+                    frame,
+                    signature,
+                    runtime,
+                }
             }
 
             /// The frame this UDF was decoded from (re-encoded verbatim).
@@ -71,6 +75,8 @@ macro_rules! frame_backed {
                 &self.frame
             }
 
+            // Window UDFs answer planning questions without a runtime, so they do not use it.
+            #[allow(dead_code)]
             fn runtime(&self) -> Result<&Arc<dyn PythonRuntime>> {
                 self.runtime.as_ref().ok_or_else(|| no_runtime(&self.frame))
             }
@@ -92,7 +98,49 @@ macro_rules! frame_backed {
     };
 }
 
-frame_backed!(PythonScalarUdf, "A Python scalar UDF (`udf`, `pickleball.udf`).");
+/// The evaluator of a window UDF in a process without Python: it knows the evaluator's
+/// planning properties from the header and refuses to evaluate.
+#[derive(Debug)]
+struct PlanningEvaluator {
+    frame: Arc<UdfFrame>,
+}
+
+impl PartitionEvaluator for PlanningEvaluator {
+    fn is_causal(&self) -> bool {
+        self.frame.signature.window.has(WindowFlags::IS_CAUSAL)
+    }
+
+    fn supports_bounded_execution(&self) -> bool {
+        self.frame
+            .signature
+            .window
+            .has(WindowFlags::SUPPORTS_BOUNDED_EXECUTION)
+    }
+
+    fn uses_window_frame(&self) -> bool {
+        self.frame
+            .signature
+            .window
+            .has(WindowFlags::USES_WINDOW_FRAME)
+    }
+
+    fn include_rank(&self) -> bool {
+        self.frame.signature.window.has(WindowFlags::INCLUDE_RANK)
+    }
+
+    fn evaluate_all(
+        &mut self,
+        _values: &[datafusion::arrow::array::ArrayRef],
+        _num_rows: usize,
+    ) -> Result<datafusion::arrow::array::ArrayRef> {
+        Err(no_runtime(&self.frame))
+    }
+}
+
+frame_backed!(
+    PythonScalarUdf,
+    "A Python scalar UDF (`udf`, `pickleball.udf`)."
+);
 frame_backed!(PythonAggregateUdf, "A Python aggregate UDF (`udaf`).");
 frame_backed!(PythonWindowUdf, "A Python window UDF (`udwf`).");
 
@@ -164,7 +212,14 @@ impl WindowUDFImpl for PythonWindowUdf {
         &self,
         args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        self.runtime()?.partition_evaluator(&self.frame, args)
+        match &self.runtime {
+            Some(runtime) => runtime.partition_evaluator(&self.frame, args),
+            // The physical planner asks an evaluator for its properties; answer from the
+            // header so the scheduler plans without Python.
+            None => Ok(Box::new(PlanningEvaluator {
+                frame: self.frame.clone(),
+            })),
+        }
     }
 
     fn field(&self, args: WindowUDFFieldArgs) -> Result<FieldRef> {

@@ -33,6 +33,13 @@ impl std::str::FromStr for InlinePolicy {
 /// The stock datafusion-python wheel's own inline format, which we never accept directly.
 const STOCK_PREFIXES: [&[u8]; 3] = [b"DFPYUDF", b"DFPYUDA", b"DFPYUDW"];
 
+/// Turns a UDF in datafusion-python's own inline format into one of our frames. Only the
+/// client has one: it runs in the user's process, so unpickling there runs the user's own code.
+pub trait ForeignUdfTranslator: std::fmt::Debug + Send + Sync {
+    /// Our frame for the stock payload `buf` of UDF `name`.
+    fn translate(&self, family: UdfFamily, name: &str, buf: &[u8]) -> Result<UdfFrame>;
+}
+
 /// Decodes Python UDF frames found in plans into UDFs, and encodes them back.
 #[derive(Clone, Debug, Default)]
 pub struct UdfDecoder {
@@ -42,16 +49,26 @@ pub struct UdfDecoder {
     pub runtime: Option<Arc<dyn PythonRuntime>>,
     /// What this process is, for messages: "scheduler", "executor", "client".
     pub role: &'static str,
+    /// Translator of the stock wheel's payloads (client only).
+    pub translator: Option<Arc<dyn ForeignUdfTranslator>>,
 }
 
 impl UdfDecoder {
     /// A decoder that plans with stand-ins (scheduler, client).
     pub fn planning(role: &'static str, policy: InlinePolicy) -> Self {
-        Self { policy, runtime: None, role }
+        Self {
+            policy,
+            runtime: None,
+            role,
+            translator: None,
+        }
     }
 
     fn frame(&self, name: &str, buf: &[u8], family: UdfFamily) -> Result<Option<Arc<UdfFrame>>> {
         if STOCK_PREFIXES.iter().any(|p| buf.starts_with(p)) {
+            if let Some(translator) = &self.translator {
+                return Ok(Some(Arc::new(translator.translate(family, name, buf)?)));
+            }
             return Err(DataFusionError::Plan(format!(
                 "Python UDF '{name}' arrived in datafusion-python's own inline format, which \
                  this pickleball {} does not run. Submit the job through pickleball \
@@ -83,13 +100,20 @@ impl UdfDecoder {
     }
 
     fn role_name(&self) -> &'static str {
-        if self.role.is_empty() { "process" } else { self.role }
+        if self.role.is_empty() {
+            "process"
+        } else {
+            self.role
+        }
     }
 
     /// A scalar UDF for `buf`, or `None` when `buf` is not one of our frames.
     pub fn scalar(&self, name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
         Ok(self.frame(name, buf, UdfFamily::Scalar)?.map(|frame| {
-            Arc::new(ScalarUDF::new_from_impl(PythonScalarUdf::new(frame, self.runtime.clone())))
+            Arc::new(ScalarUDF::new_from_impl(PythonScalarUdf::new(
+                frame,
+                self.runtime.clone(),
+            )))
         }))
     }
 
@@ -106,7 +130,10 @@ impl UdfDecoder {
     /// A window UDF for `buf`, or `None` when `buf` is not one of our frames.
     pub fn window(&self, name: &str, buf: &[u8]) -> Result<Option<Arc<WindowUDF>>> {
         Ok(self.frame(name, buf, UdfFamily::Window)?.map(|frame| {
-            Arc::new(WindowUDF::new_from_impl(PythonWindowUdf::new(frame, self.runtime.clone())))
+            Arc::new(WindowUDF::new_from_impl(PythonWindowUdf::new(
+                frame,
+                self.runtime.clone(),
+            )))
         }))
     }
 }
@@ -116,11 +143,21 @@ pub fn frame_of(inner: &dyn std::any::Any) -> Option<&Arc<UdfFrame>> {
     inner
         .downcast_ref::<PythonScalarUdf>()
         .map(PythonScalarUdf::frame)
-        .or_else(|| inner.downcast_ref::<PythonAggregateUdf>().map(PythonAggregateUdf::frame))
-        .or_else(|| inner.downcast_ref::<PythonWindowUdf>().map(PythonWindowUdf::frame))
+        .or_else(|| {
+            inner
+                .downcast_ref::<PythonAggregateUdf>()
+                .map(PythonAggregateUdf::frame)
+        })
+        .or_else(|| {
+            inner
+                .downcast_ref::<PythonWindowUdf>()
+                .map(PythonWindowUdf::frame)
+        })
 }
 
 /// Appends the frame of a Python UDF verbatim; false if `inner` is not one of ours.
 pub fn encode_frame(inner: &dyn std::any::Any, buf: &mut Vec<u8>) -> bool {
-    frame_of(inner).map(|frame| buf.extend_from_slice(frame.bytes())).is_some()
+    frame_of(inner)
+        .map(|frame| buf.extend_from_slice(frame.bytes()))
+        .is_some()
 }

@@ -16,6 +16,10 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if let Err(e) = pickleball_executor::python::embed::initialize() {
+        eprintln!("pickleball-executor: cannot start the embedded Python: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 * 1024 * 1024)

@@ -1,3 +1,9 @@
-//! The Python side of the executor.
+//! The Python side of the executor: Arrow across the boundary, errors, and the runtime that
+//! runs Python UDFs in the main interpreter.
 
 pub mod arrow;
+pub mod embed;
+pub mod errors;
+pub mod main_lane;
+
+pub use main_lane::MainInterpreterRuntime;

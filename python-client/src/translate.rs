@@ -1,0 +1,73 @@
+//! The stock wheel's inline Python UDFs (`DFPYUDF`/`DFPYUDA`/`DFPYUDW`), re-encoded in our
+//! frame on the client, where unpickling runs only the user's own code.
+//!
+//! The stock payload is `<family 7 bytes><wire version u8 = 1><python major u8><python minor
+//! u8><cloudpickle blob>`; the blob unpickles to a tuple holding the name, the callable, Arrow
+//! IPC schemas of arguments, result (and aggregate state) and the volatility. We read those to
+//! build the header, and keep the blob itself as our payload.
+
+use std::io::Cursor;
+
+use datafusion::arrow::datatypes::FieldRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::common::{DataFusionError, Result};
+use pickleball_codec::udf::{
+    Convention, ForeignUdfTranslator, Lane, UdfFamily, UdfFrame, UdfSignature, WindowFlags,
+    parse_volatility,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// Translates stock payloads by asking `pickleball._udf_wire.describe` what they hold.
+#[derive(Debug, Default)]
+pub struct StockUdfTranslator;
+
+fn fields(ipc: &[u8]) -> Result<Vec<FieldRef>> {
+    let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
+    Ok(reader.schema().fields().iter().cloned().collect())
+}
+
+impl ForeignUdfTranslator for StockUdfTranslator {
+    fn translate(&self, family: UdfFamily, name: &str, buf: &[u8]) -> Result<UdfFrame> {
+        let bad = |what: &str| {
+            DataFusionError::Plan(format!(
+                "Python UDF '{name}': unreadable datafusion-python payload ({what})"
+            ))
+        };
+        if buf.len() < 10 {
+            return Err(bad("truncated"));
+        }
+        if buf[7] != 1 {
+            return Err(bad(&format!("unknown wire version {}", buf[7])));
+        }
+        let python = (buf[8], buf[9]);
+        let blob = &buf[10..];
+        let (udf_name, inputs, returns, state, volatility, window) = Python::attach(|py| {
+            let described = py
+                .import("pickleball._udf_wire")?
+                .call_method1("describe", (family.to_string(), PyBytes::new(py, blob)))?;
+            described.extract::<(String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, String, u32)>()
+        })
+        .map_err(|e| bad(&e.to_string()))?;
+        let returns = fields(&returns)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("no return field"))?;
+        let signature = UdfSignature {
+            family,
+            name: udf_name,
+            inputs: fields(&inputs)?,
+            returns,
+            state: state
+                .as_deref()
+                .map(fields)
+                .transpose()?
+                .unwrap_or_default(),
+            volatility: parse_volatility(&volatility)?,
+            lane: Lane::Main,
+            convention: Convention::Pyarrow,
+            window: WindowFlags(window),
+        };
+        UdfFrame::encode(signature, python, blob)
+    }
+}
