@@ -75,6 +75,10 @@ pub struct ExecutorArgs {
     /// `push-staged` or `pull-staged`; must match the scheduler.
     #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
     pub scheduling_policy: TaskSchedulingPolicy,
+    /// `deny` refuses to unpickle Python UDFs sent inside plans (unpickling is running the
+    /// sender's code); only UDFs registered on this executor by name run.
+    #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
+    pub python_udfs: InlinePolicy,
 }
 
 fn vcores_or_all(vcores: usize) -> usize {
@@ -106,7 +110,7 @@ impl ExecutorArgs {
             print_thread_info: false,
             ..ExecutorProcessConfig::default()
         };
-        let udfs = udf_decoder();
+        let udfs = udf_decoder(self.python_udfs);
         config.override_logical_codec = Some(Arc::new(
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
@@ -119,12 +123,12 @@ impl ExecutorArgs {
 
 /// How this executor turns Python UDF frames into runnable UDFs: all of them share one
 /// main-interpreter runtime (and so one cache of unpickled payloads).
-fn udf_decoder() -> UdfDecoder {
+fn udf_decoder(policy: InlinePolicy) -> UdfDecoder {
     static RUNTIME: std::sync::OnceLock<Arc<python::MainInterpreterRuntime>> =
         std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(Default::default).clone();
     UdfDecoder {
-        policy: InlinePolicy::Allow,
+        policy,
         runtime: Some(runtime),
         role: "executor",
         translator: None,
@@ -216,7 +220,7 @@ pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()
     let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
-    let udfs = udf_decoder();
+    let udfs = udf_decoder(InlinePolicy::Allow);
     let codec = BallistaCodec::new(
         Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
         Arc::new(PythonPhysicalCodec::with_udfs(udfs)),

@@ -60,6 +60,10 @@ pub struct SchedulerArgs {
     /// `push-staged` (lower latency) or `pull-staged`; executors must use the same policy.
     #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
     pub scheduling_policy: TaskSchedulingPolicy,
+    /// `deny` refuses plans carrying pickled Python UDFs (unpickling is running code); UDFs
+    /// must then be registered on executors and sent by name.
+    #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
+    pub python_udfs: InlinePolicy,
 }
 
 impl SchedulerArgs {
@@ -81,7 +85,7 @@ impl SchedulerArgs {
             ..SchedulerConfig::default()
         };
         // Stand-ins plan Python UDFs from their headers; the scheduler never unpickles.
-        let udfs = UdfDecoder::planning("scheduler", InlinePolicy::Allow);
+        let udfs = UdfDecoder::planning("scheduler", self.python_udfs);
         config.override_logical_codec = Some(Arc::new(
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));

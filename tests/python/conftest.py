@@ -48,10 +48,17 @@ def http_json(port: int, path: str) -> object:
 class CliCluster:
     """A scheduler and executors started with the ``pickleball`` CLI as OS processes."""
 
-    def __init__(self, executors: int = 2, vcores: int = 2, log_dir: Path | None = None) -> None:
-        """Start the processes and wait until every executor is registered."""
+    def __init__(
+        self,
+        executors: int = 2,
+        vcores: int = 2,
+        log_dir: Path | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        """Start the processes (``extra`` flags for all) and wait for every executor."""
         self.port = free_port()
         self.log_dir = log_dir
+        self.extra = extra
         self.scheduler = self._spawn(
             "scheduler",
             "--bind-host=127.0.0.1",
@@ -59,6 +66,7 @@ class CliCluster:
             "--external-host=127.0.0.1",
             "--executor-timeout-seconds=6",
             "--expire-dead-executor-interval-seconds=1",
+            *extra,
         )
         self.executors = [self._start_executor(vcores) for _ in range(executors)]
         self.wait_for_executors(executors)
@@ -93,6 +101,7 @@ class CliCluster:
             "--health-port=0",
             f"--vcores={vcores}",
             "--heartbeat-interval-seconds=1",
+            *self.extra,
         )
 
     def registered_executors(self) -> int:

@@ -198,3 +198,59 @@ def test_a_udf_importing_a_missing_module_says_which_and_how_to_fix(
     assert "ModuleNotFoundError" in message
     assert "pickleball_no_such_module" in message
     assert "install it" in message
+
+
+def _plan_with_udf(ctx: pickleball.SessionContext) -> tuple[bytes, int]:
+    ctx.register_udf(udf(_shift, [pa.int64()], pa.int64(), "immutable", name="shift"))
+    ctx.from_pydict({"fare": [1, 2, 3]}, name="fares")
+    plan = ctx.sql("select shift(fare) as s from fares").optimized_logical_plan().to_bytes()
+    at = plan.index(b"DFPYUDF")
+    return plan, at
+
+
+def test_a_payload_from_another_python_minor_version_names_both(
+    ctx: pickleball.SessionContext,
+) -> None:
+    plan, at = _plan_with_udf(ctx)
+    major, minor = sys.version_info[:2]
+    assert plan[at + 8 : at + 10] == bytes([major, minor])
+    stamped = plan[: at + 9] + bytes([minor - 1]) + plan[at + 10 :]
+    with pytest.raises(pickleball.ExecutionError) as error:
+        list(ctx._cluster.execute(stamped, ctx._memory_tables))
+    message = str(error.value)
+    assert "shift" in message
+    assert f"Python {major}.{minor - 1}" in message
+    assert f"Python {major}.{minor}" in message
+    assert "not portable across Python minor versions" in message
+
+
+def test_a_corrupt_payload_is_a_clear_error(ctx: pickleball.SessionContext) -> None:
+    plan, at = _plan_with_udf(ctx)
+    corrupt = plan[: at + 12] + b"\x00\xff\x00\xff" + plan[at + 16 :]
+    with pytest.raises(pickleball.ExecutionError) as error:
+        list(ctx._cluster.execute(corrupt, ctx._memory_tables))
+    assert "shift" in str(error.value)
+    assert "unreadable datafusion-python payload" in str(error.value)
+    assert ctx.sql("select 1 as one").to_pylist() == [{"one": 1}]
+
+
+def test_a_strict_cluster_refuses_inline_udfs_naming_the_udf_and_the_remedy(
+    tmp_path: object,
+) -> None:
+    from conftest import CliCluster
+
+    cluster = CliCluster(executors=1, extra=("--python-udfs=deny",))
+    try:
+        strict = pickleball.connect(cluster.url)
+        strict.register_udf(udf(_shift, [pa.int64()], pa.int64(), "immutable", name="shift"))
+        strict.from_pydict({"fare": [1, 2, 3]}, name="fares")
+        with pytest.raises(pickleball.ExecutionError) as error:
+            strict.sql("select shift(fare) from fares").collect()
+        message = str(error.value)
+        assert "'shift'" in message
+        assert "--python-udfs deny" in message
+        assert "--python-udfs allow" in message
+        # Jobs without Python UDFs still run.
+        assert strict.sql("select sum(fare) as s from fares").to_pylist() == [{"s": 6}]
+    finally:
+        cluster.stop()

@@ -141,6 +141,7 @@ fn the_scheduler_binary_does_not_link_python() {
         "unexpected ldd output: {scheduler}"
     );
     assert!(!scheduler.contains("libpython"), "{scheduler}");
+    assert!(ldd("pickleball-executor").contains("libpython"));
 }
 
 #[test]

@@ -89,10 +89,10 @@ impl UdfDecoder {
         if self.policy == InlinePolicy::Deny && !frame.payload().is_empty() {
             return Err(DataFusionError::Plan(format!(
                 "Python UDF '{name}' arrived inline (pickled inside the plan) and this \
-                 pickleball {} runs with --python-udfs deny. Either register '{name}' on the \
-                 executors (pickleball executor --udf-module FILE.py) and send it by name \
-                 (ctx.with_python_udf_inlining(enabled=False)), or allow inline UDFs \
-                 (--python-udfs allow) on scheduler and executors.",
+                 pickleball {} runs with --python-udfs deny, because unpickling runs the \
+                 sender's code. To run it, start scheduler and executors with \
+                 --python-udfs allow on a network where only trusted clients reach them, or \
+                 express '{name}' in SQL / built-in functions.",
                 self.role_name()
             )));
         }
