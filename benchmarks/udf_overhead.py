@@ -85,7 +85,7 @@ def main() -> None:
         f"| engine | median seconds | rows/s |\n|---|---|---|\n"
         f"| local datafusion-python | {local_s:.3f} | {args.rows / local_s:,.0f} |\n"
         f"| pickleball standalone | {cluster_s:.3f} | {args.rows / cluster_s:,.0f} |\n\n"
-        f"Overhead ratio (pickleball / local): **{ratio:.2f}×** (goal ≤ 1.2×)\n"
+        f"Overhead ratio (pickleball / local): **{ratio:.2f}x** (goal <= 1.2x)\n"
     )
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(table)
