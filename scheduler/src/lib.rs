@@ -43,18 +43,19 @@ pub struct SchedulerArgs {
     /// Attempts of a stage before the job fails.
     #[arg(long, env = "PICKLEBALL_STAGE_MAX_FAILURES", default_value_t = 4)]
     pub stage_max_failures: usize,
-    /// Seconds without a heartbeat before an executor is considered dead and its work redone.
+    /// Seconds without a heartbeat before an executor is considered dead and its work redone
+    /// (executors beat every 5 s by default; Ballista's own default is 180).
     #[arg(
         long,
         env = "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS",
-        default_value_t = 180
+        default_value_t = 30
     )]
     pub executor_timeout_seconds: u64,
     /// How often (seconds) the scheduler looks for dead executors.
     #[arg(
         long,
         env = "PICKLEBALL_EXPIRE_DEAD_EXECUTOR_INTERVAL_SECONDS",
-        default_value_t = 15
+        default_value_t = 5
     )]
     pub expire_dead_executor_interval_seconds: u64,
     /// `push-staged` (lower latency) or `pull-staged`; executors must use the same policy.

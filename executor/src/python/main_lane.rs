@@ -27,16 +27,9 @@ pub struct MainInterpreterRuntime {
 }
 
 impl MainInterpreterRuntime {
-    /// The UDF's callable (function, accumulator factory or evaluator factory).
+    /// The UDF's callable (function, accumulator factory or evaluator factory). The sender's
+    /// Python version is checked first: the digest covers the payload, not who pickled it.
     fn callable<'py>(&self, py: Python<'py>, frame: &UdfFrame) -> Result<Bound<'py, PyAny>> {
-        if let Some(found) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&frame.digest)
-        {
-            return Ok(found.bind(py).clone());
-        }
         let name = &frame.signature.name;
         let version = py.version_info();
         if (version.major, version.minor) != frame.python {
@@ -49,6 +42,14 @@ impl MainInterpreterRuntime {
                     frame.python.0, frame.python.1, version.major, version.minor
                 ),
             ));
+        }
+        if let Some(found) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&frame.digest)
+        {
+            return Ok(found.bind(py).clone());
         }
         let payload = pyo3::types::PyBytes::new(py, frame.payload());
         let loaded = py
@@ -64,6 +65,18 @@ impl MainInterpreterRuntime {
             .unwrap_or_else(|e| e.into_inner())
             .insert(frame.digest, callable.clone().unbind());
         Ok(callable)
+    }
+}
+
+impl MainInterpreterRuntime {
+    /// A fresh protocol object (Accumulator, WindowEvaluator) from the UDF's factory.
+    fn instantiate(&self, frame: &UdfFrame, what: &str) -> Result<Py<PyAny>> {
+        Python::attach(|py| {
+            self.callable(py, frame)?
+                .call0()
+                .map(Bound::unbind)
+                .map_err(|e| udf_raised(py, &frame.signature.name, what, &e))
+        })
     }
 }
 
@@ -165,14 +178,7 @@ impl PythonRuntime for MainInterpreterRuntime {
         frame: &UdfFrame,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn Accumulator>> {
-        let name = &frame.signature.name;
-        let instance = Python::attach(|py| {
-            let factory = self.callable(py, frame)?;
-            factory
-                .call0()
-                .map(Bound::unbind)
-                .map_err(|e| udf_raised(py, name, "creating its accumulator", &e))
-        })?;
+        let instance = self.instantiate(frame, "creating its accumulator")?;
         Ok(Box::new(PyAccumulator {
             instance,
             frame: Arc::new(frame.clone()),
@@ -184,14 +190,7 @@ impl PythonRuntime for MainInterpreterRuntime {
         frame: &UdfFrame,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
-        let name = &frame.signature.name;
-        let instance = Python::attach(|py| {
-            let factory = self.callable(py, frame)?;
-            factory
-                .call0()
-                .map(Bound::unbind)
-                .map_err(|e| udf_raised(py, name, "creating its window evaluator", &e))
-        })?;
+        let instance = self.instantiate(frame, "creating its window evaluator")?;
         Ok(Box::new(PyEvaluator {
             instance,
             frame: Arc::new(frame.clone()),
