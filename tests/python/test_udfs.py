@@ -254,3 +254,26 @@ def test_a_strict_cluster_refuses_inline_udfs_naming_the_udf_and_the_remedy(
         assert strict.sql("select sum(fare) as s from fares").to_pylist() == [{"s": 6}]
     finally:
         cluster.stop()
+
+
+def test_stock_decorator_form_registers_and_runs_like_the_issue_example(
+    ctx: pickleball.SessionContext,
+) -> None:
+    threshold = 30
+
+    @udf([pa.int64()], pa.bool_(), "immutable", name="big")
+    def big(x: pa.Array) -> pa.Array:
+        return pc.greater(x, threshold)
+
+    @udaf(pa.int64(), pa.int64(), [pa.int64()], "immutable", name="total")
+    def total() -> Summer:
+        return Summer()
+
+    ctx.register_udf(big)
+    ctx.register_udaf(total)
+    ctx.from_pydict({"fare": [10, 31, 50, 29]}, name="fares")
+    assert ctx.sql("select count(*) as n from fares where big(fare)").to_pylist() == [{"n": 2}]
+    assert ctx.sql("select total(fare) as t from fares").to_pylist() == [{"t": 120}]
+    assert ctx.table("fares").select(big(col("fare")).alias("b")).to_pydict() == {
+        "b": [False, True, True, False]
+    }

@@ -199,6 +199,18 @@ class SessionContext(datafusion.SessionContext):
         else:
             super().deregister_table(name)
 
+    def register_udf(self, udf: Any) -> None:
+        """Register a scalar UDF, also one made with the stock ``@udf(...)`` decorator."""
+        super().register_udf(_function_behind(udf, datafusion.ScalarUDF))
+
+    def register_udaf(self, udaf: Any) -> None:
+        """Register an aggregate UDF, also one made with the stock ``@udaf(...)`` decorator."""
+        super().register_udaf(_function_behind(udaf, datafusion.AggregateUDF))
+
+    def register_udwf(self, udwf: Any) -> None:
+        """Register a window UDF, also one made with the stock ``@udwf(...)`` decorator."""
+        super().register_udwf(_function_behind(udwf, datafusion.WindowUDF))
+
     def execute(self, plan: Any, partitions: int) -> Any:
         """Not available: a physical plan built on the client cannot run on the cluster."""
         msg = (
@@ -213,6 +225,29 @@ class SessionContext(datafusion.SessionContext):
         # cannot serialize some subquery expressions (EXISTS, ...) of an unoptimized plan.
         plan = df.optimized_logical_plan().to_bytes()
         return self._cluster.execute(plan, self._memory_tables)
+
+
+def _function_behind(obj: Any, kind: type) -> Any:
+    """Return the UDF object behind a stock decorator's wrapper function, or ``obj`` itself.
+
+    datafusion-python's ``@udf(...)``/``@udaf(...)``/``@udwf(...)`` decorators return a plain
+    function that builds expressions; the UDF it calls sits in its closure.
+
+    Examples:
+        >>> import pyarrow as pa
+        >>> @datafusion.udf([pa.int64()], pa.int64(), "immutable", name="twice")
+        ... def twice(x):
+        ...     return x
+        >>> _function_behind(twice, datafusion.ScalarUDF).name
+        'twice'
+
+    """
+    if isinstance(obj, kind):
+        return obj
+    for cell in getattr(obj, "__closure__", None) or ():
+        if isinstance(cell.cell_contents, kind):
+            return cell.cell_contents
+    return obj
 
 
 def _wrap_planning_method(name: str) -> None:
