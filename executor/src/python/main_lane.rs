@@ -84,6 +84,13 @@ fn pyarrow_args<'py>(py: Python<'py>, arrays: &[ArrayRef]) -> PyResult<Vec<Bound
     arrays.iter().map(|a| to_pyarrow(py, a.as_ref())).collect()
 }
 
+/// The arrays as one Python list of pyarrow arrays (the protocols' `values` / `states`).
+fn pyarrow_list<'py>(py: Python<'py>, udf: &str, arrays: &[ArrayRef]) -> Result<Bound<'py, PyList>> {
+    let arrays =
+        pyarrow_args(py, arrays).map_err(|e| udf_raised(py, udf, "converting its arguments", &e))?;
+    PyList::new(py, arrays).map_err(DataFusionError::from_py)
+}
+
 /// The array a UDF returned, checked against its declared type and the row count.
 fn returned_array(
     name: &str,
@@ -354,9 +361,7 @@ impl PartitionEvaluator for PyEvaluator {
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         let name = &self.frame.signature.name;
         Python::attach(|py| {
-            let arrays = pyarrow_args(py, values)
-                .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
-            let list = PyList::new(py, arrays).map_err(DataFusionError::from_py)?;
+            let list = pyarrow_list(py, name, values)?;
             let result = ProtocolObject::call(
                 py,
                 &self.instance,
@@ -376,9 +381,7 @@ impl PartitionEvaluator for PyEvaluator {
     fn evaluate(&mut self, values: &[ArrayRef], range: &Range<usize>) -> Result<ScalarValue> {
         let name = &self.frame.signature.name;
         Python::attach(|py| {
-            let arrays = pyarrow_args(py, values)
-                .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
-            let list = PyList::new(py, arrays).map_err(DataFusionError::from_py)?;
+            let list = pyarrow_list(py, name, values)?;
             let value = ProtocolObject::call(
                 py,
                 &self.instance,
