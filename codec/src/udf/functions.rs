@@ -20,13 +20,21 @@ use super::frame::{UdfFrame, WindowFlags};
 /// digest, check the sender's Python version and choose the lane.
 pub trait PythonRuntime: Debug + Send + Sync {
     /// Runs a scalar UDF on one batch of arguments.
-    fn invoke_scalar(&self, frame: &UdfFrame, args: ScalarFunctionArgs) -> Result<ColumnarValue>;
+    fn invoke_scalar(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: ScalarFunctionArgs,
+    ) -> Result<ColumnarValue>;
     /// A fresh accumulator of an aggregate UDF.
-    fn accumulator(&self, frame: &UdfFrame, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>>;
+    fn accumulator(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn Accumulator>>;
     /// A fresh partition evaluator of a window UDF.
     fn partition_evaluator(
         &self,
-        frame: &UdfFrame,
+        frame: &Arc<UdfFrame>,
         args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>>;
 }

@@ -85,9 +85,13 @@ fn pyarrow_args<'py>(py: Python<'py>, arrays: &[ArrayRef]) -> PyResult<Vec<Bound
 }
 
 /// The arrays as one Python list of pyarrow arrays (the protocols' `values` / `states`).
-fn pyarrow_list<'py>(py: Python<'py>, udf: &str, arrays: &[ArrayRef]) -> Result<Bound<'py, PyList>> {
-    let arrays =
-        pyarrow_args(py, arrays).map_err(|e| udf_raised(py, udf, "converting its arguments", &e))?;
+fn pyarrow_list<'py>(
+    py: Python<'py>,
+    udf: &str,
+    arrays: &[ArrayRef],
+) -> Result<Bound<'py, PyList>> {
+    let arrays = pyarrow_args(py, arrays)
+        .map_err(|e| udf_raised(py, udf, "converting its arguments", &e))?;
     PyList::new(py, arrays).map_err(DataFusionError::from_py)
 }
 
@@ -157,7 +161,11 @@ fn returned_scalar(
 }
 
 impl PythonRuntime for MainInterpreterRuntime {
-    fn invoke_scalar(&self, frame: &UdfFrame, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    fn invoke_scalar(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: ScalarFunctionArgs,
+    ) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = args
             .args
@@ -182,25 +190,25 @@ impl PythonRuntime for MainInterpreterRuntime {
 
     fn accumulator(
         &self,
-        frame: &UdfFrame,
+        frame: &Arc<UdfFrame>,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn Accumulator>> {
         let instance = self.instantiate(frame, "creating its accumulator")?;
         Ok(Box::new(PyAccumulator {
             instance,
-            frame: Arc::new(frame.clone()),
+            frame: Arc::clone(frame),
         }))
     }
 
     fn partition_evaluator(
         &self,
-        frame: &UdfFrame,
+        frame: &Arc<UdfFrame>,
         _args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>> {
         let instance = self.instantiate(frame, "creating its window evaluator")?;
         Ok(Box::new(PyEvaluator {
             instance,
-            frame: Arc::new(frame.clone()),
+            frame: Arc::clone(frame),
         }))
     }
 }
