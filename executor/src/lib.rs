@@ -22,7 +22,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use pickleball_codec::session::{
     GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
 };
-use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
+use pickleball_codec::udf::{InlinePolicy, NamedUdfs, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 
 /// Command-line flags of `pickleball-executor` and `pickleball executor`.
@@ -79,6 +79,14 @@ pub struct ExecutorArgs {
     /// sender's code); only UDFs registered on this executor by name run.
     #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
     pub python_udfs: InlinePolicy,
+    /// Python file whose top-level datafusion-python UDFs are registered by name, for clients
+    /// that send UDFs without their code; repeat for several files.
+    #[arg(
+        long = "udf-module",
+        env = "PICKLEBALL_UDF_MODULES",
+        value_delimiter = ','
+    )]
+    pub udf_modules: Vec<std::path::PathBuf>,
 }
 
 fn vcores_or_all(vcores: usize) -> usize {
@@ -91,7 +99,9 @@ fn vcores_or_all(vcores: usize) -> usize {
 
 impl ExecutorArgs {
     /// The Ballista executor configuration these flags describe, with pickleball's codecs.
-    pub fn to_config(&self) -> ExecutorProcessConfig {
+    /// Runs the `--udf-module` files (Python must be initialized when there are any).
+    pub fn to_config(&self) -> Result<ExecutorProcessConfig> {
+        let named = python::udf_module::load(&self.udf_modules)?;
         let mut config = ExecutorProcessConfig {
             scheduler_host: self.scheduler_host.clone(),
             scheduler_port: self.scheduler_port,
@@ -110,20 +120,20 @@ impl ExecutorArgs {
             print_thread_info: false,
             ..ExecutorProcessConfig::default()
         };
-        let udfs = udf_decoder(self.python_udfs);
+        let udfs = udf_decoder(self.python_udfs, Arc::new(named));
         config.override_logical_codec = Some(Arc::new(
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
         config.override_config_producer = Some(Arc::new(pickleball_session_config));
         config.override_function_registry = Some(Arc::new(function_registry()));
-        config
+        Ok(config)
     }
 }
 
 /// How this executor turns Python UDF frames into runnable UDFs: all of them share one
 /// main-interpreter runtime (and so one cache of unpickled payloads).
-fn udf_decoder(policy: InlinePolicy) -> UdfDecoder {
+fn udf_decoder(policy: InlinePolicy, named: Arc<NamedUdfs>) -> UdfDecoder {
     static RUNTIME: std::sync::OnceLock<Arc<python::MainInterpreterRuntime>> =
         std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(Default::default).clone();
@@ -132,6 +142,7 @@ fn udf_decoder(policy: InlinePolicy) -> UdfDecoder {
         runtime: Some(runtime),
         role: "executor",
         translator: None,
+        named,
     }
 }
 
@@ -146,13 +157,14 @@ pub fn function_registry() -> BallistaFunctionRegistry {
 /// Runs an executor until Ctrl-C, SIGTERM or a stop request from the scheduler: the body of
 /// `pickleball-executor`. Serves `/healthz` and `/readyz` on `health_port` unless it is 0.
 pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
+    // Before waiting for the scheduler, so a broken --udf-module fails at once.
+    let config = args.to_config()?;
     wait_for_scheduler(
         &args.scheduler_host,
         args.scheduler_port,
         Duration::from_secs(args.scheduler_connect_timeout_seconds.into()),
     )
     .await?;
-    let config = args.to_config();
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = if args.health_port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_host, args.health_port)
@@ -220,7 +232,7 @@ pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()
     let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
-    let udfs = udf_decoder(InlinePolicy::Allow);
+    let udfs = udf_decoder(InlinePolicy::Allow, Arc::default());
     let codec = BallistaCodec::new(
         Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
         Arc::new(PythonPhysicalCodec::with_udfs(udfs)),

@@ -209,14 +209,17 @@ impl Cluster {
     /// Submits a plan (bytes of `LogicalPlan.to_bytes()`) and streams its result.
     ///
     /// `memory_tables` maps placeholder ids to Arrow data (anything with `__arrow_c_stream__`);
-    /// only the tables the plan reads are imported.
+    /// only the tables the plan reads are imported. With `inline_udfs` false, Python UDFs go
+    /// by name and run the code registered on the executors (`--udf-module`).
+    #[pyo3(signature = (plan, memory_tables, inline_udfs = true))]
     fn execute(
         &self,
         py: Python<'_>,
         plan: &[u8],
         memory_tables: &Bound<'_, PyDict>,
+        inline_udfs: bool,
     ) -> PyResult<ResultStream> {
-        let plan = decode_plan(plan, &self.decoder).map_err(execution_error)?;
+        let plan = decode_plan(plan, &self.decoder, inline_udfs).map_err(execution_error)?;
         let mut tables = HashMap::new();
         for id in memory_table_ids(&plan).map_err(execution_error)? {
             let data = memory_tables.get_item(&id)?.ok_or_else(|| {

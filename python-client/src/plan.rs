@@ -30,10 +30,14 @@ pub const MEMORY_PLACEHOLDER_ROOT: &str = "__pickleball_memory__";
 /// An in-memory table supplied by the client: schema and batches.
 pub type MemoryTableData = (SchemaRef, Vec<RecordBatch>);
 
-/// Decodes plan bytes written by the stock wheel.
-pub fn decode_plan(bytes: &[u8], ctx: &SessionContext) -> Result<LogicalPlan> {
+/// Decodes plan bytes written by the stock wheel; with `inline_udfs` false, Python UDFs are
+/// re-encoded by name (header only), to run the code registered on the executors.
+pub fn decode_plan(bytes: &[u8], ctx: &SessionContext, inline_udfs: bool) -> Result<LogicalPlan> {
+    let translator = StockUdfTranslator {
+        by_name: !inline_udfs,
+    };
     let udfs = UdfDecoder {
-        translator: Some(Arc::new(StockUdfTranslator)),
+        translator: Some(Arc::new(translator)),
         ..UdfDecoder::planning("client", InlinePolicy::Allow)
     };
     let codec = PythonLogicalCodec::default().with_udfs(udfs);

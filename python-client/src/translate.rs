@@ -12,15 +12,18 @@ use datafusion::arrow::datatypes::FieldRef;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::common::{DataFusionError, Result};
 use pickleball_codec::udf::{
-    Convention, ForeignUdfTranslator, Lane, UdfFamily, UdfFrame, UdfSignature, WindowFlags,
-    parse_volatility,
+    Convention, ForeignUdfTranslator, Lane, StockPayload, UdfFamily, UdfFrame, UdfSignature,
+    WindowFlags, parse_volatility,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 /// Translates stock payloads by asking `pickleball._udf_wire.describe` what they hold.
 #[derive(Debug, Default)]
-pub struct StockUdfTranslator;
+pub struct StockUdfTranslator {
+    /// Send UDFs by name: the header only, no payload (the client disabled inlining).
+    pub by_name: bool,
+}
 
 fn fields(ipc: &[u8]) -> Result<Vec<FieldRef>> {
     let reader = StreamReader::try_new(Cursor::new(ipc), None)?;
@@ -34,18 +37,12 @@ impl ForeignUdfTranslator for StockUdfTranslator {
                 "Python UDF '{name}': unreadable datafusion-python payload ({what})"
             ))
         };
-        if buf.len() < 10 {
-            return Err(bad("truncated"));
-        }
-        if buf[7] != 1 {
-            return Err(bad(&format!("unknown wire version {}", buf[7])));
-        }
-        let python = (buf[8], buf[9]);
-        let blob = &buf[10..];
+        let stock = StockPayload::parse(name, buf)?.ok_or_else(|| bad("not a stock payload"))?;
         let (udf_name, inputs, returns, state, volatility, window) = Python::attach(|py| {
-            let described = py
-                .import("pickleball._udf_wire")?
-                .call_method1("describe", (family.to_string(), PyBytes::new(py, blob)))?;
+            let described = py.import("pickleball._udf_wire")?.call_method1(
+                "describe",
+                (family.to_string(), PyBytes::new(py, stock.blob)),
+            )?;
             described.extract::<(String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, String, u32)>()
         })
         .map_err(|e| bad(&e.to_string()))?;
@@ -68,6 +65,7 @@ impl ForeignUdfTranslator for StockUdfTranslator {
             convention: Convention::Pyarrow,
             window: WindowFlags(window),
         };
-        UdfFrame::encode(signature, python, blob)
+        let payload = if self.by_name { &[][..] } else { stock.blob };
+        UdfFrame::encode(signature, stock.python, payload)
     }
 }

@@ -54,11 +54,13 @@ class CliCluster:
         vcores: int = 2,
         log_dir: Path | None = None,
         extra: tuple[str, ...] = (),
+        executor_extra: tuple[str, ...] = (),
     ) -> None:
-        """Start the processes (``extra`` flags for all) and wait for every executor."""
+        """Start the processes (``extra`` flags for all, ``executor_extra`` for executors)."""
         self.port = free_port()
         self.log_dir = log_dir
         self.extra = extra
+        self.executor_extra = executor_extra
         self.scheduler = self._spawn(
             "scheduler",
             "--bind-host=127.0.0.1",
@@ -102,6 +104,7 @@ class CliCluster:
             f"--vcores={vcores}",
             "--heartbeat-interval-seconds=1",
             *self.extra,
+            *self.executor_extra,
         )
 
     def registered_executors(self) -> int:

@@ -7,14 +7,18 @@
 
 mod frame;
 mod functions;
+mod named;
 mod policy;
+mod stock;
 
 pub use frame::{
     Convention, Lane, UdfFamily, UdfFrame, UdfHeader, UdfSignature, WIRE_VERSION, WindowFlags,
     parse_volatility,
 };
 pub use functions::{PythonAggregateUdf, PythonRuntime, PythonScalarUdf, PythonWindowUdf};
+pub use named::{NamedUdf, NamedUdfs};
 pub use policy::{ForeignUdfTranslator, InlinePolicy, UdfDecoder, encode_frame, frame_of};
+pub use stock::{StockPayload, stock_udf_in_expr};
 
 /// The six UDF methods of a Ballista extension codec: Python UDF frames are handled by
 /// `self.udfs` (a [`UdfDecoder`]), everything else goes to `self.inner`.

@@ -3,10 +3,16 @@
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
+use datafusion::logical_expr::function::{AccumulatorArgs, PartitionEvaluatorArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, ColumnarValue, PartitionEvaluator, ScalarFunctionArgs, ScalarUDF,
+    WindowUDF,
+};
 
 use super::frame::{UdfFamily, UdfFrame};
 use super::functions::{PythonAggregateUdf, PythonRuntime, PythonScalarUdf, PythonWindowUdf};
+use super::named::NamedUdfs;
+use super::stock::StockPayload;
 
 /// Whether a process accepts Python UDFs pickled inside plans.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,14 +36,36 @@ impl std::str::FromStr for InlinePolicy {
     }
 }
 
-/// The stock datafusion-python wheel's own inline format, which we never accept directly.
-const STOCK_PREFIXES: [&[u8]; 3] = [b"DFPYUDF", b"DFPYUDA", b"DFPYUDW"];
-
 /// Turns a UDF in datafusion-python's own inline format into one of our frames. Only the
 /// client has one: it runs in the user's process, so unpickling there runs the user's own code.
 pub trait ForeignUdfTranslator: std::fmt::Debug + Send + Sync {
     /// Our frame for the stock payload `buf` of UDF `name`.
     fn translate(&self, family: UdfFamily, name: &str, buf: &[u8]) -> Result<UdfFrame>;
+}
+
+/// A decoded frame and the runtime that runs it (none on scheduler and client).
+type Decoded = (Arc<UdfFrame>, Option<Arc<dyn PythonRuntime>>);
+
+/// The runtime of a UDF this executor refuses to run: every use fails with the refusal.
+#[derive(Debug)]
+struct Unrunnable(String);
+
+impl PythonRuntime for Unrunnable {
+    fn invoke_scalar(&self, _: &Arc<UdfFrame>, _: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Err(DataFusionError::Execution(self.0.clone()))
+    }
+
+    fn accumulator(&self, _: &Arc<UdfFrame>, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Err(DataFusionError::Execution(self.0.clone()))
+    }
+
+    fn partition_evaluator(
+        &self,
+        _: &Arc<UdfFrame>,
+        _: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        Err(DataFusionError::Execution(self.0.clone()))
+    }
 }
 
 /// Decodes Python UDF frames found in plans into UDFs, and encodes them back.
@@ -51,6 +79,8 @@ pub struct UdfDecoder {
     pub role: &'static str,
     /// Translator of the stock wheel's payloads (client only).
     pub translator: Option<Arc<dyn ForeignUdfTranslator>>,
+    /// UDFs registered on this process by name, for frames sent without payload (executors).
+    pub named: Arc<NamedUdfs>,
 }
 
 impl UdfDecoder {
@@ -61,13 +91,16 @@ impl UdfDecoder {
             runtime: None,
             role,
             translator: None,
+            named: Arc::default(),
         }
     }
 
-    fn frame(&self, name: &str, buf: &[u8], family: UdfFamily) -> Result<Option<Arc<UdfFrame>>> {
-        if STOCK_PREFIXES.iter().any(|p| buf.starts_with(p)) {
+    /// The frame in `buf` and the runtime to run it with; `None` if `buf` is not ours.
+    fn frame(&self, name: &str, buf: &[u8], family: UdfFamily) -> Result<Option<Decoded>> {
+        if StockPayload::is_stock(buf) {
             if let Some(translator) = &self.translator {
-                return Ok(Some(Arc::new(translator.translate(family, name, buf)?)));
+                let frame = translator.translate(family, name, buf)?;
+                return Ok(Some((Arc::new(frame), self.runtime.clone())));
             }
             return Err(DataFusionError::Plan(format!(
                 "Python UDF '{name}' arrived in datafusion-python's own inline format, which \
@@ -86,17 +119,37 @@ impl UdfDecoder {
                 frame.signature.family
             )));
         }
-        if self.policy == InlinePolicy::Deny && !frame.payload().is_empty() {
-            return Err(DataFusionError::Plan(format!(
+        let frame = Arc::new(frame);
+        let runnable = if self.policy == InlinePolicy::Deny && !frame.payload().is_empty() {
+            Err(DataFusionError::Plan(format!(
                 "Python UDF '{name}' arrived inline (pickled inside the plan) and this \
                  pickleball {} runs with --python-udfs deny, because unpickling runs the \
                  sender's code. To run it, start scheduler and executors with \
                  --python-udfs allow on a network where only trusted clients reach them, or \
-                 express '{name}' in SQL / built-in functions.",
+                 register '{name}' on the executors with --udf-module <file.py> and send it \
+                 by name from a client context made with \
+                 ctx.with_python_udf_inlining(enabled=False).",
                 self.role_name()
-            )));
+            )))
+        } else if frame.payload().is_empty() && self.runtime.is_some() {
+            // Sent by name: planning needs only the header, running needs the code
+            // registered on this process.
+            self.named
+                .resolve(&frame, self.role_name())
+                .map(|resolved| Some(Arc::new(resolved)))
+        } else {
+            Ok(None)
+        };
+        match (runnable, &self.runtime) {
+            (Ok(resolved), runtime) => Ok(Some((resolved.unwrap_or(frame), runtime.clone()))),
+            // An executor fails the task when the UDF runs, not while decoding it: Ballista
+            // reports decoding failures to the client without their message.
+            (Err(refusal), Some(_)) => {
+                let unrunnable: Arc<dyn PythonRuntime> = Arc::new(Unrunnable(refusal.to_string()));
+                Ok(Some((frame, Some(unrunnable))))
+            }
+            (Err(refusal), None) => Err(refusal),
         }
-        Ok(Some(Arc::new(frame)))
     }
 
     fn role_name(&self) -> &'static str {
@@ -109,32 +162,35 @@ impl UdfDecoder {
 
     /// A scalar UDF for `buf`, or `None` when `buf` is not one of our frames.
     pub fn scalar(&self, name: &str, buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
-        Ok(self.frame(name, buf, UdfFamily::Scalar)?.map(|frame| {
-            Arc::new(ScalarUDF::new_from_impl(PythonScalarUdf::new(
-                frame,
-                self.runtime.clone(),
-            )))
-        }))
+        Ok(self
+            .frame(name, buf, UdfFamily::Scalar)?
+            .map(|(frame, runtime)| {
+                Arc::new(ScalarUDF::new_from_impl(PythonScalarUdf::new(
+                    frame, runtime,
+                )))
+            }))
     }
 
     /// An aggregate UDF for `buf`, or `None` when `buf` is not one of our frames.
     pub fn aggregate(&self, name: &str, buf: &[u8]) -> Result<Option<Arc<AggregateUDF>>> {
-        Ok(self.frame(name, buf, UdfFamily::Aggregate)?.map(|frame| {
-            Arc::new(AggregateUDF::new_from_impl(PythonAggregateUdf::new(
-                frame,
-                self.runtime.clone(),
-            )))
-        }))
+        Ok(self
+            .frame(name, buf, UdfFamily::Aggregate)?
+            .map(|(frame, runtime)| {
+                Arc::new(AggregateUDF::new_from_impl(PythonAggregateUdf::new(
+                    frame, runtime,
+                )))
+            }))
     }
 
     /// A window UDF for `buf`, or `None` when `buf` is not one of our frames.
     pub fn window(&self, name: &str, buf: &[u8]) -> Result<Option<Arc<WindowUDF>>> {
-        Ok(self.frame(name, buf, UdfFamily::Window)?.map(|frame| {
-            Arc::new(WindowUDF::new_from_impl(PythonWindowUdf::new(
-                frame,
-                self.runtime.clone(),
-            )))
-        }))
+        Ok(self
+            .frame(name, buf, UdfFamily::Window)?
+            .map(|(frame, runtime)| {
+                Arc::new(WindowUDF::new_from_impl(PythonWindowUdf::new(
+                    frame, runtime,
+                )))
+            }))
     }
 }
 

@@ -41,3 +41,15 @@ pub fn udf_raised(py: Python<'_>, udf: &str, what: &str, err: &PyErr) -> DataFus
 pub fn udf_contract(udf: &str, problem: impl std::fmt::Display) -> DataFusionError {
     DataFusionError::Execution(format!("Python UDF '{udf}' {problem}"))
 }
+
+/// PyErr to DataFusionError for failures of our own glue, not of the user's code.
+pub trait FromPy {
+    /// The error for `err`.
+    fn from_py(err: PyErr) -> DataFusionError;
+}
+
+impl FromPy for DataFusionError {
+    fn from_py(err: PyErr) -> DataFusionError {
+        DataFusionError::Execution(format!("Python runtime: {err}"))
+    }
+}

@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use super::arrow::{from_pyarrow, to_pyarrow};
-use super::errors::{udf_contract, udf_raised};
+use super::errors::{FromPy, udf_contract, udf_raised};
 
 /// Runs Python UDFs in this process's main interpreter. Each distinct payload is unpickled
 /// once and cached by digest; the GIL is held only while Python runs.
@@ -273,17 +273,6 @@ impl PyAccumulator {
             .map_err(DataFusionError::from_py)?;
             ProtocolObject::call(py, &self.instance, &self.frame, method, args).map(|_| ())
         })
-    }
-}
-
-/// PyErr to DataFusionError for failures of our own glue, not of the user's code.
-trait FromPy {
-    fn from_py(err: PyErr) -> DataFusionError;
-}
-
-impl FromPy for DataFusionError {
-    fn from_py(err: PyErr) -> DataFusionError {
-        DataFusionError::Execution(format!("Python runtime: {err}"))
     }
 }
 

@@ -5,5 +5,6 @@ pub mod arrow;
 pub mod embed;
 pub mod errors;
 pub mod main_lane;
+pub mod udf_module;
 
 pub use main_lane::MainInterpreterRuntime;

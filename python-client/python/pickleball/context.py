@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import uuid
 from collections.abc import Iterable
@@ -66,6 +67,7 @@ class SessionContext(datafusion.SessionContext):
         self._settings = settings
         self._memory_tables: dict[str, pa.Table] = {}
         self._memory_names: dict[str, str] = {}
+        self._inline_udfs = True
 
     @property
     def url(self) -> str:
@@ -211,6 +213,32 @@ class SessionContext(datafusion.SessionContext):
         """Register a window UDF, also one made with the stock ``@udwf(...)`` decorator."""
         super().register_udwf(_function_behind(udwf, datafusion.WindowUDF))
 
+    def with_python_udf_inlining(self, *, enabled: bool) -> SessionContext:
+        """Return a context sharing this session that sends Python UDFs inline or by name.
+
+        With ``enabled=False``, jobs carry each Python UDF's name and signature but not its
+        code; executors run the UDF registered under that name with ``--udf-module``, and an
+        executor with ``--python-udfs deny`` accepts the job. Expressions pickled through
+        :func:`datafusion.ipc.set_sender_ctx` follow the same setting, as in datafusion-python.
+
+        Examples:
+            >>> import pickleball
+            >>> with pickleball.standalone() as ctx:
+            ...     strict = ctx.with_python_udf_inlining(enabled=False)
+            ...     strict.sql("select 1 as one").to_pylist()
+            [{'one': 1}]
+
+        """
+        new = copy.copy(self)
+        new.ctx = self.ctx.with_python_udf_inlining(enabled)
+        new._inline_udfs = enabled
+        return new
+
+    @property
+    def python_udf_inlining(self) -> bool:
+        """Whether jobs from this context carry their Python UDFs' code (the default)."""
+        return self._inline_udfs
+
     def execute(self, plan: Any, partitions: int) -> Any:
         """Not available: a physical plan built on the client cannot run on the cluster."""
         msg = (
@@ -224,7 +252,7 @@ class SessionContext(datafusion.SessionContext):
         # The optimized plan: subqueries are decorrelated into joins there, and DataFusion
         # cannot serialize some subquery expressions (EXISTS, ...) of an unoptimized plan.
         plan = df.optimized_logical_plan().to_bytes()
-        return self._cluster.execute(plan, self._memory_tables)
+        return self._cluster.execute(plan, self._memory_tables, inline_udfs=self._inline_udfs)
 
 
 def _function_behind(obj: Any, kind: type) -> Any:
