@@ -3,7 +3,10 @@
 //! The same code runs as the `pickleball-executor` binary (which embeds CPython), inside a
 //! Python process through `pickleball executor`, and in-process for `pickleball.standalone()`.
 
+mod in_process;
 pub mod python;
+
+pub use in_process::{PollWaker, spawn_in_process};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +15,9 @@ use std::time::{Duration, Instant};
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::error::{BallistaError, Result};
 use ballista_core::registry::BallistaFunctionRegistry;
-use ballista_core::serde::BallistaCodec;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use ballista_core::{ConfigProducer, RuntimeProducer};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::health::spawn_health_server;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use pickleball_codec::session::{
     GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
 };
@@ -89,7 +88,7 @@ pub struct ExecutorArgs {
     pub udf_modules: Vec<std::path::PathBuf>,
 }
 
-fn vcores_or_all(vcores: usize) -> usize {
+pub(crate) fn vcores_or_all(vcores: usize) -> usize {
     if vcores == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -133,7 +132,7 @@ impl ExecutorArgs {
 
 /// How this executor turns Python UDF frames into runnable UDFs: all of them share one
 /// main-interpreter runtime (and so one cache of unpickled payloads).
-fn udf_decoder(policy: InlinePolicy, named: Arc<NamedUdfs>) -> UdfDecoder {
+pub(crate) fn udf_decoder(policy: InlinePolicy, named: Arc<NamedUdfs>) -> UdfDecoder {
     static RUNTIME: std::sync::OnceLock<Arc<python::MainInterpreterRuntime>> =
         std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(Default::default).clone();
@@ -212,38 +211,4 @@ pub async fn wait_for_scheduler(host: &str, port: u16, limit: Duration) -> Resul
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Starts an executor inside this process that pulls tasks from the scheduler at
-/// `scheduler_url` (pull-staged), listening for Flight on an ephemeral loopback port.
-///
-/// Used by `pickleball.standalone()`. Unlike [`run_until_signal`] it installs no signal
-/// handlers, so Ctrl-C in a Python session still interrupts Python, not the executor.
-pub async fn spawn_in_process(scheduler_url: String, vcores: usize) -> Result<()> {
-    let scheduler = SchedulerGrpcClient::connect(scheduler_url.clone())
-        .await
-        .map_err(|e| {
-            BallistaError::GrpcConnectionError(format!(
-                "in-process executor cannot reach scheduler {scheduler_url}: {e}"
-            ))
-        })?
-        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
-    let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
-    let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
-    let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
-    let udfs = udf_decoder(InlinePolicy::Allow, Arc::default());
-    let codec = BallistaCodec::new(
-        Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
-        Arc::new(PythonPhysicalCodec::with_udfs(udfs)),
-    );
-    ballista_executor::new_standalone_executor_from_builder(
-        scheduler,
-        vcores_or_all(vcores),
-        config_producer,
-        runtime_producer,
-        codec,
-        function_registry(),
-    )
-    .await
 }

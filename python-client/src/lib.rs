@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
         .try_init();
     m.add_class::<cluster::Cluster>()?;
     m.add_class::<cluster::ResultStream>()?;

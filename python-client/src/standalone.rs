@@ -1,10 +1,12 @@
 //! An in-process cluster: one scheduler and N executors on loopback, on a runtime of their own.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ballista_core::config::TaskSchedulingPolicy;
 use datafusion::common::{DataFusionError, Result};
+use pickleball_executor::PollWaker;
 use pickleball_scheduler::{BoundScheduler, SchedulerArgs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
@@ -32,6 +34,9 @@ impl Standalone {
         let mut config = args.to_config();
         config.min_ready_executors = executors.max(1);
         let addr = runtime.block_on(async {
+            let waker = PollWaker::start();
+            let notified = Arc::clone(&waker);
+            config.on_work_available = Some(Arc::new(move |_| notified.work_available()));
             let bound = BoundScheduler::bind(config).await.map_err(to_df)?;
             let addr = bound.local_addr().map_err(to_df)?;
             tokio::spawn(async move {
@@ -41,7 +46,7 @@ impl Standalone {
             });
             let url = format!("http://127.0.0.1:{}", addr.port());
             for _ in 0..executors.max(1) {
-                pickleball_executor::spawn_in_process(url.clone(), vcores)
+                pickleball_executor::spawn_in_process(url.clone(), vcores, &waker)
                     .await
                     .map_err(to_df)?;
             }

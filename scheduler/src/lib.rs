@@ -110,6 +110,28 @@ impl Default for SchedulerArgs {
     }
 }
 
+/// A listener whose accepted connections have Nagle's algorithm off (Linux copies
+/// `TCP_NODELAY` from the listening socket). Ballista serves the scheduler through
+/// `axum::serve`, which leaves it on: small gRPC answers (task assignments, job status) then
+/// wait for the peer's delayed ACK, about 40 ms each.
+async fn nodelay_listener(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for candidate in tokio::net::lookup_host(addr).await? {
+        let socket = if candidate.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_nodelay(true)?;
+        socket.set_reuseaddr(true)?;
+        match socket.bind(candidate) {
+            Ok(()) => return socket.listen(1024),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the host name resolves to no address")))
+}
+
 /// A scheduler bound to its port and ready to serve.
 pub struct BoundScheduler {
     listener: TcpListener,
@@ -120,7 +142,7 @@ impl BoundScheduler {
     /// Binds the scheduler's port (an ephemeral one if `bind_port` is 0).
     pub async fn bind(mut config: SchedulerConfig) -> Result<Self> {
         let addr = format!("{}:{}", config.bind_host, config.bind_port);
-        let listener = TcpListener::bind(&addr).await.map_err(|e| {
+        let listener = nodelay_listener(&addr).await.map_err(|e| {
             BallistaError::Configuration(format!("cannot bind the scheduler to {addr}: {e}"))
         })?;
         config.bind_port = listener.local_addr()?.port();

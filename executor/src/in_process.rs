@@ -1,0 +1,196 @@
+//! Executors inside the client's process, for `pickleball.standalone()`.
+//!
+//! They pull tasks (no gRPC server of their own and no signal handlers, so Ctrl-C still
+//! interrupts Python, not the cluster). Ballista's pull loop sleeps 50 ms between idle polls and
+//! reports finished tasks only on its next poll, which costs about 100 ms per stage. A
+//! [`PollWaker`] removes that: the in-process scheduler wakes the loops when it has new work,
+//! and while tasks run the loops poll every few milliseconds, so a finished task is reported
+//! and the next stage starts at once. Idle loops poll once a second.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use ballista_core::error::{BallistaError, Result};
+use ballista_core::ids::new_instance_id;
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::ExecutorRegistration;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::scheduler::{
+    ExecutorOperatingSystemSpecification, ExecutorSpecification,
+};
+use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
+use ballista_core::{BALLISTA_PROTOCOL_VERSION, ConfigProducer, RuntimeProducer};
+use ballista_executor::execution_loop::poll_loop;
+use ballista_executor::executor::Executor;
+use ballista_executor::flight_service::BallistaFlightService;
+use ballista_executor::health::ExecutorHealth;
+use ballista_executor::metrics::LoggingMetricsCollector;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use pickleball_codec::session::{GRPC_MAX_MESSAGE_BYTES, pickleball_session_config};
+use pickleball_codec::udf::InlinePolicy;
+use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
+use tokio::sync::{Notify, Semaphore};
+
+use crate::{function_registry, udf_decoder, vcores_or_all};
+
+/// How often busy loops poll: the delay between a task finishing and the scheduler knowing.
+const BUSY_POLL: Duration = Duration::from_millis(4);
+
+/// How long loops stay busy after the scheduler announced work or a task was seen running, so
+/// tasks that start and end between two looks at the task slots, and the stages that follow,
+/// are still picked up at once.
+const AFTER_WORK: Duration = Duration::from_millis(300);
+
+/// Wakes the poll loops of in-process executors; see the module documentation.
+#[derive(Debug, Default)]
+pub struct PollWaker {
+    loops: Mutex<Vec<LoopHandle>>,
+    busy_until: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug)]
+struct LoopHandle {
+    notify: Arc<Notify>,
+    slots: Arc<Semaphore>,
+    vcores: usize,
+}
+
+impl PollWaker {
+    /// A waker with no loops yet; it starts its timer on the current tokio runtime.
+    pub fn start() -> Arc<Self> {
+        let waker = Arc::new(Self::default());
+        let weak = Arc::downgrade(&waker);
+        tokio::spawn(async move {
+            while let Some(waker) = weak.upgrade() {
+                if waker.is_busy() {
+                    waker.wake_all();
+                }
+                drop(waker);
+                tokio::time::sleep(BUSY_POLL).await;
+            }
+        });
+        waker
+    }
+
+    /// The scheduler has new work (a job or a stage): poll now, and keep polling for a while.
+    pub fn work_available(&self) {
+        *self.busy_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + AFTER_WORK);
+        self.wake_all();
+    }
+
+    /// True while a task runs or work was seen recently. Seeing a running task extends the
+    /// window: the first look after it ends must still wake the loop to report it, and the
+    /// next stage's tasks come right after.
+    fn is_busy(&self) -> bool {
+        let running = self
+            .loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|l| l.slots.available_permits() < l.vcores);
+        let mut until = self.busy_until.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if running {
+            *until = Some(now + AFTER_WORK);
+        }
+        until.is_some_and(|until| now < until)
+    }
+
+    fn wake_all(&self) {
+        for handle in self.loops.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            handle.notify.notify_one();
+        }
+    }
+
+    fn register(&self, vcores: usize) -> (Arc<Notify>, Arc<Semaphore>) {
+        let notify = Arc::new(Notify::new());
+        let slots = Arc::new(Semaphore::new(vcores));
+        self.loops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(LoopHandle {
+                notify: notify.clone(),
+                slots: slots.clone(),
+                vcores,
+            });
+        (notify, slots)
+    }
+}
+
+/// Starts an executor inside this process that pulls tasks from the scheduler at
+/// `scheduler_url`, serving Flight on an ephemeral loopback port; `waker` drives its polls.
+pub async fn spawn_in_process(
+    scheduler_url: String,
+    vcores: usize,
+    waker: &PollWaker,
+) -> Result<()> {
+    let scheduler = SchedulerGrpcClient::connect(scheduler_url.clone())
+        .await
+        .map_err(|e| {
+            BallistaError::GrpcConnectionError(format!(
+                "in-process executor cannot reach scheduler {scheduler_url}: {e}"
+            ))
+        })?
+        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    let vcores = vcores_or_all(vcores);
+    let incoming =
+        create_grpc_server_incoming(([127, 0, 0, 1], 0).into(), &GrpcServerConfig::default())?;
+    let registration = ExecutorRegistration {
+        id: new_instance_id(),
+        host: Some("127.0.0.1".to_string()),
+        port: u32::from(incoming.local_addr()?.port()),
+        // Unused: pull-staged executors serve no task gRPC.
+        grpc_port: 0,
+        specification: Some(
+            ExecutorSpecification::default()
+                .with_vcores(vcores as u32)
+                .into(),
+        ),
+        os_info: Some(ExecutorOperatingSystemSpecification::default().into()),
+        ballista_protocol_version: BALLISTA_PROTOCOL_VERSION,
+    };
+    let work_dir = tempfile::Builder::new()
+        .prefix("pickleball-executor-")
+        .tempdir()?
+        // Kept for the life of the process, like Ballista's own work dirs.
+        .keep();
+    let work_dir = work_dir.to_string_lossy().into_owned();
+    let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
+    let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
+    let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
+    let executor = Arc::new(Executor::with_default_execution_engine(
+        registration,
+        &work_dir,
+        runtime_producer,
+        config_producer,
+        Arc::new(function_registry()),
+        Arc::new(LoggingMetricsCollector::default()),
+        vcores,
+    ));
+    let flight = FlightServiceServer::new(BallistaFlightService::new(work_dir))
+        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    tokio::spawn(
+        create_grpc_server(&GrpcServerConfig::default())
+            .add_service(flight)
+            .serve_with_incoming(incoming),
+    );
+    let udfs = udf_decoder(InlinePolicy::Allow, Arc::default());
+    let codec: BallistaCodec = BallistaCodec::new(
+        Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
+        Arc::new(PythonPhysicalCodec::with_udfs(udfs)),
+    );
+    let (notify, slots) = waker.register(vcores);
+    tokio::spawn(poll_loop(
+        scheduler,
+        executor,
+        codec,
+        Some(notify),
+        Some(slots),
+        ExecutorHealth::new(),
+    ));
+    Ok(())
+}
