@@ -86,6 +86,10 @@ pub struct ExecutorArgs {
         value_delimiter = ','
     )]
     pub udf_modules: Vec<std::path::PathBuf>,
+    /// Own-GIL Python sub-interpreters for row-wise UDFs (default: one per vcore; 0: run them
+    /// in the main interpreter).
+    #[arg(long, env = "PICKLEBALL_SUBINTERPRETERS")]
+    pub subinterpreters: Option<usize>,
 }
 
 pub(crate) fn vcores_or_all(vcores: usize) -> usize {
@@ -119,7 +123,11 @@ impl ExecutorArgs {
             print_thread_info: false,
             ..ExecutorProcessConfig::default()
         };
-        let udfs = udf_decoder(self.python_udfs, Arc::new(named));
+        let udfs = udf_decoder(
+            self.python_udfs,
+            Arc::new(named),
+            self.subinterpreters.unwrap_or(config.vcores),
+        );
         config.override_logical_codec = Some(Arc::new(
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
@@ -130,15 +138,24 @@ impl ExecutorArgs {
     }
 }
 
-/// How this executor turns Python UDF frames into runnable UDFs: all of them share one
-/// main-interpreter runtime (and so one cache of unpickled payloads).
-pub(crate) fn udf_decoder(policy: InlinePolicy, named: Arc<NamedUdfs>) -> UdfDecoder {
-    static RUNTIME: std::sync::OnceLock<Arc<python::MainInterpreterRuntime>> =
-        std::sync::OnceLock::new();
-    let runtime = RUNTIME.get_or_init(Default::default).clone();
+/// The Python runtime of this process, shared by every executor in it (and so one cache of
+/// unpickled payloads and one sub-interpreter pool); the first caller sets the pool's size.
+pub fn python_runtime(subinterpreters: usize) -> Arc<python::ExecutorRuntime> {
+    static RUNTIME: std::sync::OnceLock<Arc<python::ExecutorRuntime>> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Arc::new(python::ExecutorRuntime::new(subinterpreters)))
+        .clone()
+}
+
+/// How this executor turns Python UDF frames into runnable UDFs.
+pub(crate) fn udf_decoder(
+    policy: InlinePolicy,
+    named: Arc<NamedUdfs>,
+    subinterpreters: usize,
+) -> UdfDecoder {
     UdfDecoder {
         policy,
-        runtime: Some(runtime),
+        runtime: Some(python_runtime(subinterpreters)),
         role: "executor",
         translator: None,
         named,
@@ -158,6 +175,8 @@ pub fn function_registry() -> BallistaFunctionRegistry {
 pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
     // Before waiting for the scheduler, so a broken --udf-module fails at once.
     let config = args.to_config()?;
+    // Start the sub-interpreters now (the runtime and its size come from `to_config`).
+    python_runtime(0).pool();
     wait_for_scheduler(
         &args.scheduler_host,
         args.scheduler_port,

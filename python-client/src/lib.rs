@@ -24,10 +24,18 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<cluster::ExecutionError>(),
     )?;
     m.add("MEMORY_PLACEHOLDER_ROOT", plan::MEMORY_PLACEHOLDER_ROOT)?;
+    m.add_function(wrap_pyfunction!(stop_subinterpreters, m)?)?;
     m.add("BALLISTA_VERSION", ballista_core::BALLISTA_VERSION)?;
     m.add("DATAFUSION_VERSION", datafusion::DATAFUSION_VERSION)?;
     m.add_function(wrap_pyfunction!(cli::run_scheduler, m)?)?;
     m.add_function(wrap_pyfunction!(cli::run_executor, m)?)?;
     m.add_function(wrap_pyfunction!(cli::run_standalone, m)?)?;
     Ok(())
+}
+
+/// Ends the sub-interpreters of this process's in-process executors; registered with `atexit`,
+/// because CPython must not finalize while they run.
+#[pyfunction]
+fn stop_subinterpreters(py: Python<'_>) {
+    py.detach(|| pickleball_executor::python_runtime(0).stop_pool());
 }

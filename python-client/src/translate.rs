@@ -18,6 +18,20 @@ use pickleball_codec::udf::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+/// What `pickleball._udf_wire.describe` tells about a stock payload: name, argument, return
+/// and state schemas, volatility, window flags, convention, lane, row-wise payload.
+type Described = (
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    String,
+    u32,
+    String,
+    String,
+    Option<Vec<u8>>,
+);
+
 /// Translates stock payloads by asking `pickleball._udf_wire.describe` what they hold.
 #[derive(Debug, Default)]
 pub struct StockUdfTranslator {
@@ -38,14 +52,17 @@ impl ForeignUdfTranslator for StockUdfTranslator {
             ))
         };
         let stock = StockPayload::parse(name, buf)?.ok_or_else(|| bad("not a stock payload"))?;
-        let (udf_name, inputs, returns, state, volatility, window) = Python::attach(|py| {
-            let described = py.import("pickleball._udf_wire")?.call_method1(
-                "describe",
-                (family.to_string(), PyBytes::new(py, stock.blob)),
-            )?;
-            described.extract::<(String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, String, u32)>()
+        let described = Python::attach(|py| -> PyResult<Described> {
+            py.import("pickleball._udf_wire")?
+                .call_method1(
+                    "describe",
+                    (family.to_string(), PyBytes::new(py, stock.blob)),
+                )?
+                .extract()
         })
         .map_err(|e| bad(&e.to_string()))?;
+        let (udf_name, inputs, returns, state, volatility, window, convention, lane, rows) =
+            described;
         let returns = fields(&returns)?
             .into_iter()
             .next()
@@ -61,11 +78,22 @@ impl ForeignUdfTranslator for StockUdfTranslator {
                 .transpose()?
                 .unwrap_or_default(),
             volatility: parse_volatility(&volatility)?,
-            lane: Lane::Main,
-            convention: Convention::Pyarrow,
+            lane: match lane.as_str() {
+                "subinterpreter" => Lane::SubInterpreter,
+                _ => Lane::Main,
+            },
+            convention: match convention.as_str() {
+                "rows" => Convention::Rows,
+                _ => Convention::Pyarrow,
+            },
             window: WindowFlags(window),
         };
-        let payload = if self.by_name { &[][..] } else { stock.blob };
+        // Row-wise UDFs ship the plain function; stock ones the stock blob.
+        let payload = match (self.by_name, &rows) {
+            (true, _) => &[][..],
+            (false, Some(function)) => function.as_slice(),
+            (false, None) => stock.blob,
+        };
         UdfFrame::encode(signature, stock.python, payload)
     }
 }

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,12 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    # Children die with the test process even if it is killed, so no run leaks processes.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def http_json(port: int, path: str) -> object:
@@ -83,11 +75,12 @@ class CliCluster:
         if self.log_dir is not None:
             log = open(self.log_dir / f"{command}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
         return subprocess.Popen(
-            [PICKLEBALL, command, *args],
+            # Children die with the test process even if it is killed, so no run leaks
+            # processes. setpriv, not preexec_fn: no Python runs in the forked child.
+            ["setpriv", "--pdeathsig", "KILL", PICKLEBALL, command, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
             env={**os.environ, "RUST_LOG": os.environ.get("PICKLEBALL_TEST_LOG", "warn")},
         )
 

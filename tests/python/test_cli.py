@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PICKLEBALL, _die_with_parent
+from conftest import PICKLEBALL
 
 import pickleball
 
@@ -86,12 +86,12 @@ def test_demo_runs_and_agrees_with_local_datafusion(tmp_path: Path) -> None:
 
 
 def test_standalone_process_serves_clients_and_stops_on_sigint() -> None:
+    standalone = [PICKLEBALL, "standalone", "--bind-port", "0", "--executors", "2"]
     process = subprocess.Popen(
-        [PICKLEBALL, "standalone", "--bind-port", "0", "--executors", "2"],
+        ["setpriv", "--pdeathsig", "KILL", *standalone],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        preexec_fn=_die_with_parent,
     )
     try:
         assert process.stdout is not None

@@ -12,7 +12,7 @@ use datafusion::logical_expr::function::{AccumulatorArgs, PartitionEvaluatorArgs
 use datafusion::logical_expr::{
     Accumulator, ColumnarValue, PartitionEvaluator, ScalarFunctionArgs,
 };
-use pickleball_codec::udf::{PythonRuntime, UdfFrame};
+use pickleball_codec::udf::{Convention, PythonRuntime, UdfFrame};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -29,7 +29,11 @@ pub struct MainInterpreterRuntime {
 impl MainInterpreterRuntime {
     /// The UDF's callable (function, accumulator factory or evaluator factory). The sender's
     /// Python version is checked first: the digest covers the payload, not who pickled it.
-    fn callable<'py>(&self, py: Python<'py>, frame: &UdfFrame) -> Result<Bound<'py, PyAny>> {
+    pub(crate) fn callable<'py>(
+        &self,
+        py: Python<'py>,
+        frame: &UdfFrame,
+    ) -> Result<Bound<'py, PyAny>> {
         let name = &frame.signature.name;
         let version = py.version_info();
         if (version.major, version.minor) != frame.python {
@@ -56,10 +60,14 @@ impl MainInterpreterRuntime {
             .import("cloudpickle")
             .and_then(|m| m.call_method1("loads", (payload,)))
             .map_err(|e| udf_raised(py, name, "unpickling it on this executor", &e))?;
-        // datafusion-python pickles (name, callable, input schema, return schema, ...).
-        let callable = loaded.get_item(1).map_err(|_| {
-            udf_contract(name, "payload is not a datafusion-python UDF description")
-        })?;
+        // datafusion-python pickles (name, callable, input schema, return schema, ...);
+        // pickleball's row-wise UDFs pickle the plain function.
+        let callable = match frame.signature.convention {
+            Convention::Rows => loaded,
+            Convention::Pyarrow => loaded.get_item(1).map_err(|_| {
+                udf_contract(name, "payload is not a datafusion-python UDF description")
+            })?,
+        };
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -5,6 +5,10 @@ pub mod arrow;
 pub mod embed;
 pub mod errors;
 pub mod main_lane;
+pub mod main_rows;
+pub mod runtime;
+pub mod subinterp;
 pub mod udf_module;
 
 pub use main_lane::MainInterpreterRuntime;
+pub use runtime::ExecutorRuntime;

@@ -12,9 +12,17 @@ job runs on the cluster::
 
 from __future__ import annotations
 
-from pickleball._internal import BALLISTA_VERSION, DATAFUSION_VERSION, ExecutionError
+import atexit
+
+from pickleball._internal import (
+    BALLISTA_VERSION,
+    DATAFUSION_VERSION,
+    ExecutionError,
+    stop_subinterpreters,
+)
 from pickleball.context import SessionContext, connect, standalone
 from pickleball.dataframe import DataFrame, RecordBatch, RecordBatchStream
+from pickleball.rowwise import RowUDF, udf
 
 __all__ = [
     "BALLISTA_VERSION",
@@ -23,8 +31,13 @@ __all__ = [
     "ExecutionError",
     "RecordBatch",
     "RecordBatchStream",
+    "RowUDF",
     "SessionContext",
     "connect",
     "standalone",
+    "udf",
 ]
 __version__ = "0.1.0"
+
+# Sub-interpreters of in-process executors must end before CPython finalizes.
+atexit.register(stop_subinterpreters)

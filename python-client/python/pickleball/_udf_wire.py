@@ -10,6 +10,8 @@ from typing import Any
 
 import cloudpickle
 
+from pickleball.rowwise import RowWise
+
 # Bits of pickleball's window flags (codec/src/udf/frame.rs, WindowFlags).
 _WINDOW_FLAGS = {
     "uses_window_frame": 1,
@@ -37,21 +39,40 @@ def window_flags(evaluator: Any) -> int:
     return flags
 
 
-def describe(family: str, blob: bytes) -> tuple[str, bytes, bytes, bytes | None, str, int]:
-    """Return name, argument/result/state IPC schemas, volatility and window flags.
+def describe(
+    family: str, blob: bytes
+) -> tuple[str, bytes, bytes, bytes | None, str, int, str, str, bytes | None]:
+    """Return what pickleball's header needs to know about a stock UDF payload.
+
+    That is: name, argument/result/state IPC schemas, volatility, window flags, calling
+    convention (``pyarrow`` or ``rows``), lane, and for row-wise UDFs the payload to send
+    instead of the stock blob (the plain function, cloudpickled).
 
     Examples:
         >>> import pyarrow as pa
         >>> schema = pa.schema([("arg_0", pa.int64())]).serialize().to_pybytes()
         >>> blob = cloudpickle.dumps(("f", abs, schema, schema, "immutable"))
-        >>> describe("scalar", blob)[0], describe("scalar", blob)[4]
-        ('f', 'immutable')
+        >>> described = describe("scalar", blob)
+        >>> described[0], described[4], described[6], described[7]
+        ('f', 'immutable', 'pyarrow', 'main')
+        >>> from pickleball.rowwise import RowWise
+        >>> blob = cloudpickle.dumps(("g", RowWise(abs, pa.int64()), schema, schema, "immutable"))
+        >>> described = describe("scalar", blob)
+        >>> described[6], described[7], cloudpickle.loads(described[8]) is abs
+        ('rows', 'subinterpreter', True)
 
     """
     parts = cloudpickle.loads(blob)
     if family == "aggregate":
         name, _factory, inputs, returns, state, volatility = parts
-        return name, bytes(inputs), bytes(returns), bytes(state), str(volatility), 0
+        return name, bytes(inputs), bytes(returns), bytes(state), str(volatility), 0, *_PYARROW
     name, factory, inputs, returns, volatility = parts
     flags = window_flags(factory()) if family == "window" else 0
-    return name, bytes(inputs), bytes(returns), None, str(volatility), flags
+    convention: tuple[str, str, bytes | None] = _PYARROW
+    if isinstance(factory, RowWise):
+        convention = ("rows", factory.lane, cloudpickle.dumps(factory.func))
+    return name, bytes(inputs), bytes(returns), None, str(volatility), flags, *convention
+
+
+# Stock UDFs: pyarrow arrays in and out, in the executor's main interpreter, stock payload.
+_PYARROW: tuple[str, str, bytes | None] = ("pyarrow", "main", None)

@@ -1,0 +1,413 @@
+//! Row-wise Python UDFs in a pool of own-GIL sub-interpreters (PEP 684, CPython >= 3.12), so
+//! that plain Python functions run on several cores at once.
+//!
+//! Each interpreter lives on its own OS thread, created at start-up and ended at shutdown on
+//! that thread. A call's rows are split into contiguous chunks; the interpreters take chunks
+//! from one shared queue, convert each row's Arrow values to Python builtins, call the
+//! function, and convert its results back into Arrow builders (all in Rust, with the raw C
+//! API: pyo3's safe API and pyarrow do not work in sub-interpreters). Only Rust data crosses
+//! threads: Arrow arrays in, arrays or error texts out.
+//!
+//! Payloads whose unpickling (or whose calls) import an extension module that refuses
+//! sub-interpreters (numpy, pyarrow, pandas, ...) yield [`RowsError::LoadRefused`]; the caller
+//! runs those UDFs in the main interpreter instead.
+
+mod context;
+mod extract;
+mod ffi_util;
+mod from_python;
+mod interpreter;
+mod py_values;
+mod rows;
+mod temporal;
+mod to_python;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use datafusion::arrow::array::{Array, ArrayRef, new_empty_array};
+use datafusion::arrow::compute::concat;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result};
+use pyo3::prelude::*;
+
+use interpreter::{Job, Queue, run_worker};
+
+/// Rows below which a call is not split further: handing a chunk to another interpreter
+/// costs a few microseconds, about as much as running a few dozen rows.
+const MIN_ROWS_PER_CHUNK: usize = 256;
+
+/// Why [`SubInterpreterPool::call_rows`] produced no array.
+#[derive(Debug)]
+pub enum RowsError {
+    /// The payload cannot load in a sub-interpreter (it imports an extension module that
+    /// does not support them, e.g. "module X does not support loading in subinterpreters").
+    /// The caller should run the UDF in the main interpreter. Carries the import error text.
+    LoadRefused(String),
+    /// Anything else, as a user-facing error (UDF name, cause, remedy; the Python traceback
+    /// for exceptions).
+    Failed(DataFusionError),
+}
+
+impl fmt::Display for RowsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RowsError::LoadRefused(message) => {
+                write!(f, "cannot load in a sub-interpreter: {message}")
+            }
+            RowsError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RowsError {}
+
+impl From<RowsError> for DataFusionError {
+    fn from(e: RowsError) -> Self {
+        match e {
+            RowsError::Failed(e) => e,
+            RowsError::LoadRefused(message) => DataFusionError::Execution(format!(
+                "Python UDF cannot run in a sub-interpreter: {message}"
+            )),
+        }
+    }
+}
+
+/// A pool of own-GIL sub-interpreters running row-wise Python UDFs.
+pub struct SubInterpreterPool {
+    size: usize,
+    /// The shared job queue; `None` once shut down.
+    sender: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Digests whose payloads could not load in a sub-interpreter, with the reason.
+    refused: Mutex<HashMap<[u8; 32], String>>,
+}
+
+impl fmt::Debug for SubInterpreterPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubInterpreterPool")
+            .field("size", &self.size)
+            .field("running", &self.sender.is_some())
+            .finish()
+    }
+}
+
+/// Modules whose C parts must be initialized by the main interpreter before any
+/// sub-interpreter imports them. `decimal`: a known crash otherwise. `datetime` (3.13): its
+/// types are static types whose shared parts (e.g. the MRO tuples) would otherwise be
+/// allocated by the first sub-interpreter's allocator and freed by another's, which aborts
+/// the process when the interpreters end. `zoneinfo` builds on `datetime`.
+const MAIN_FIRST: [&str; 3] = ["decimal", "datetime", "zoneinfo"];
+
+/// The main interpreter's `sys.path` (with the venv's site-packages), after checking the
+/// Python version and importing [`MAIN_FIRST`] there.
+fn main_sys_path() -> Result<Vec<String>> {
+    // SAFETY: Py_IsInitialized may be called at any time, with or without the GIL.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return Err(DataFusionError::Configuration(
+            "sub-interpreters need the embedded Python interpreter to be initialized first \
+             (python::embed::initialize)"
+                .into(),
+        ));
+    }
+    Python::attach(|py| {
+        let version = py.version_info();
+        if (version.major, version.minor) < (3, 12) {
+            return Err(DataFusionError::Configuration(format!(
+                "sub-interpreters with their own GIL need Python 3.12 or newer; this executor \
+                 runs Python {}.{}. Use Python >= 3.12, or run Python UDFs in the main \
+                 interpreter only.",
+                version.major, version.minor
+            )));
+        }
+        for module in MAIN_FIRST {
+            py.import(module).map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "importing {module} in the main interpreter before starting \
+                     sub-interpreters: {e}"
+                ))
+            })?;
+        }
+        // Entries that are not `str` (allowed, but ignored by the import system) are skipped.
+        let path = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("path"))
+            .and_then(|path| path.try_iter())
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok()?.extract::<String>().ok())
+                    .collect()
+            });
+        path.map_err(|e| DataFusionError::Execution(format!("reading sys.path: {e}")))
+    })
+}
+
+impl SubInterpreterPool {
+    /// Starts `size` interpreters, each on its own OS thread, created one after the other.
+    /// Requires the main interpreter to be initialized (`embed::initialize`); fails on
+    /// Python < 3.12.
+    pub fn start(size: usize) -> Result<Self> {
+        if size == 0 {
+            return Err(DataFusionError::Configuration(
+                "a sub-interpreter pool needs at least one interpreter".into(),
+            ));
+        }
+        let sys_path: Arc<[String]> = main_sys_path()?.into();
+        let (sender, receiver) = mpsc::channel();
+        let queue: Queue = Arc::new(Mutex::new(receiver));
+        let mut pool = SubInterpreterPool {
+            size,
+            sender: Some(sender),
+            workers: Vec::with_capacity(size),
+            refused: Mutex::new(HashMap::new()),
+        };
+        // Interpreters are created one at a time, process-wide (CPython's creation path is
+        // delicate; concurrent pools would otherwise interleave).
+        static CREATION: Mutex<()> = Mutex::new(());
+        // Creating an interpreter takes the main GIL on the worker thread: release it here in
+        // case the caller holds it (e.g. when the executor runs inside a Python process).
+        Python::attach(|py| {
+            py.detach(|| {
+                let _one_at_a_time = CREATION.lock().unwrap_or_else(|e| e.into_inner());
+                for index in 0..size {
+                    pool.workers.push(spawn_worker(index, &sys_path, &queue)?);
+                }
+                Ok::<_, DataFusionError>(())
+            })
+        })?;
+        Ok(pool)
+    }
+
+    /// The number of interpreters.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs a row-wise UDF over `args` (arrays of `num_rows` rows each; with no arguments
+    /// the function is called `num_rows` times without arguments), splitting the rows into
+    /// contiguous chunks across the interpreters and reassembling the results in order.
+    /// `payload` is `cloudpickle.dumps(func)`; `digest` identifies it (each interpreter
+    /// unpickles a digest once and keeps the function). Returns an array of `return_type`.
+    pub fn call_rows(
+        &self,
+        name: &str,
+        digest: [u8; 32],
+        payload: &Arc<[u8]>,
+        args: &[ArrayRef],
+        num_rows: usize,
+        return_type: &DataType,
+    ) -> Result<ArrayRef, RowsError> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(reason) = refused.get(&digest) {
+            return Err(RowsError::LoadRefused(reason.clone()));
+        }
+        drop(refused);
+        validate(name, args, num_rows, return_type)?;
+        if num_rows == 0 {
+            return Ok(new_empty_array(return_type));
+        }
+        let Some(sender) = &self.sender else {
+            return Err(failed(format!(
+                "Python UDF '{name}': the sub-interpreter pool is shut down"
+            )));
+        };
+        let chunks = chunk_ranges(num_rows, self.size);
+        let (reply, results) = mpsc::channel();
+        let shared_args: Arc<[ArrayRef]> = args.iter().cloned().collect();
+        let name_arc: Arc<str> = name.into();
+        let return_type_arc = Arc::new(return_type.clone());
+        for (chunk, rows) in chunks.iter().enumerate() {
+            let job = Job {
+                name: Arc::clone(&name_arc),
+                digest,
+                payload: Arc::clone(payload),
+                args: Arc::clone(&shared_args),
+                rows: rows.clone(),
+                return_type: Arc::clone(&return_type_arc),
+                chunk,
+                reply: reply.clone(),
+            };
+            if sender.send(job).is_err() {
+                return Err(failed(format!(
+                    "Python UDF '{name}': the sub-interpreter workers have stopped"
+                )));
+            }
+        }
+        drop(reply);
+        let mut outcomes: Vec<Option<Result<ArrayRef, RowsError>>> =
+            chunks.iter().map(|_| None).collect();
+        // Ends early only if a worker died without replying (its sender is then dropped).
+        for (chunk, outcome) in results.iter().take(chunks.len()) {
+            outcomes[chunk] = Some(outcome);
+        }
+        self.assemble(name, digest, outcomes)
+    }
+
+    /// The chunks' arrays in order, or the call's error: LoadRefused if any chunk was
+    /// refused (remembered for the digest), otherwise the first chunk's failure.
+    fn assemble(
+        &self,
+        name: &str,
+        digest: [u8; 32],
+        outcomes: Vec<Option<Result<ArrayRef, RowsError>>>,
+    ) -> Result<ArrayRef, RowsError> {
+        let mut arrays = Vec::with_capacity(outcomes.len());
+        let mut first_failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Some(Ok(array)) => arrays.push(array),
+                Some(Err(RowsError::LoadRefused(reason))) => {
+                    self.refused
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(digest, reason.clone());
+                    return Err(RowsError::LoadRefused(reason));
+                }
+                Some(Err(failure)) => {
+                    first_failure.get_or_insert(failure);
+                }
+                None => {
+                    first_failure.get_or_insert_with(|| {
+                        failed(format!(
+                            "Python UDF '{name}': a sub-interpreter worker stopped unexpectedly"
+                        ))
+                    });
+                }
+            }
+        }
+        if let Some(failure) = first_failure {
+            return Err(failure);
+        }
+        if arrays.len() == 1 {
+            return Ok(arrays.pop().expect("one array"));
+        }
+        let parts: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
+        concat(&parts).map_err(|e| {
+            failed(format!(
+                "Python UDF '{name}': assembling the results of the sub-interpreters: {e}"
+            ))
+        })
+    }
+
+    /// Stops every interpreter (each ends on its own thread) and joins the threads. Calls
+    /// already queued are served first. Also done on drop.
+    pub fn shutdown(&mut self) {
+        // Closing the queue makes each worker end its interpreter and return.
+        self.sender = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for SubInterpreterPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn failed(message: String) -> RowsError {
+    RowsError::Failed(DataFusionError::Execution(message))
+}
+
+/// Starts worker `index` and waits until its interpreter exists (or failed to start).
+fn spawn_worker(index: usize, sys_path: &Arc<[String]>, queue: &Queue) -> Result<JoinHandle<()>> {
+    let (ready, started) = mpsc::channel();
+    let sys_path = Arc::clone(sys_path);
+    let queue = Arc::clone(queue);
+    let handle = std::thread::Builder::new()
+        .name(format!("pickleball-subinterpreter-{index}"))
+        .spawn(move || run_worker(&sys_path, ready, queue))
+        .map_err(|e| {
+            DataFusionError::Execution(format!("starting a sub-interpreter thread: {e}"))
+        })?;
+    match started.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(message)) => {
+            let _ = handle.join();
+            Err(DataFusionError::Execution(format!(
+                "starting sub-interpreter {index}: {message}"
+            )))
+        }
+        Err(_) => {
+            let _ = handle.join();
+            Err(DataFusionError::Execution(format!(
+                "starting sub-interpreter {index}: its thread ended before reporting"
+            )))
+        }
+    }
+}
+
+/// Checks the arguments and return type before anything is queued.
+fn validate(
+    name: &str,
+    args: &[ArrayRef],
+    num_rows: usize,
+    return_type: &DataType,
+) -> Result<(), RowsError> {
+    for (k, arg) in args.iter().enumerate() {
+        if arg.len() != num_rows {
+            return Err(RowsError::Failed(DataFusionError::Internal(format!(
+                "Python UDF '{name}': argument {k} has {} rows, expected {num_rows}",
+                arg.len()
+            ))));
+        }
+        if let Err(t) = to_python::check(arg.data_type()) {
+            return Err(failed(format!(
+                "Python UDF '{name}' cannot run in a sub-interpreter: argument {k} has type {}, \
+                 and values of type {t} have no conversion to Python objects",
+                arg.data_type()
+            )));
+        }
+    }
+    if let Err(t) = from_python::check(return_type) {
+        return Err(failed(format!(
+            "Python UDF '{name}' cannot run in a sub-interpreter: its return type {return_type} \
+             contains {t}, which has no conversion from Python objects"
+        )));
+    }
+    Ok(())
+}
+
+/// `num_rows` split into at most `interpreters` contiguous, nearly equal ranges of at least
+/// `MIN_ROWS_PER_CHUNK` rows (except when there are fewer rows than that).
+fn chunk_ranges(num_rows: usize, interpreters: usize) -> Vec<Range<usize>> {
+    let count = num_rows
+        .div_ceil(MIN_ROWS_PER_CHUNK)
+        .min(interpreters)
+        .max(1);
+    let (base, extra) = (num_rows / count, num_rows % count);
+    let mut start = 0;
+    (0..count)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            let range = start..start + len;
+            start += len;
+            range
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_all_rows_in_order() {
+        for rows in [1, 255, 256, 257, 1000, 8191] {
+            for interpreters in 1..6 {
+                let chunks = chunk_ranges(rows, interpreters);
+                assert!(chunks.len() <= interpreters);
+                assert_eq!(chunks.first().unwrap().start, 0);
+                assert_eq!(chunks.last().unwrap().end, rows);
+                assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
+            }
+        }
+        assert_eq!(chunk_ranges(1000, 4).len(), 4);
+        assert_eq!(chunk_ranges(300, 4).len(), 2);
+    }
+}
