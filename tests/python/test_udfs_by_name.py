@@ -53,6 +53,14 @@ UDF_MODULE = textwrap.dedent(
 
 
     total = udaf(Total, pa.int64(), pa.int64(), [pa.int64()], "immutable", name="total")
+
+
+    import pickleball
+
+
+    @pickleball.udf
+    def tidy(word: str) -> str:
+        return word.strip().upper()
     """
 )
 
@@ -61,6 +69,12 @@ FARES = {"fare": [1, 2, 3, 4], "zone": ["a", "b", "a", "b"]}
 
 def _client_shift(x: pa.Array) -> pa.Array:
     return pc.add(x, 7)
+
+
+@pickleball.udf
+def tidy(word: str) -> str:
+    """The client's version; the executors' upper-cases."""
+    return word.strip().lower()
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +215,10 @@ def test_an_executor_alone_in_deny_mode_names_the_udf_and_the_remedies() -> None
         assert ctx.sql("select sum(fare) as s from fares").to_pylist() == [{"s": 10}]
     finally:
         cluster.stop()
+
+
+def test_row_wise_udfs_go_by_name_too(strict_cluster: CliCluster) -> None:
+    ctx = _by_name_context(strict_cluster.url)
+    ctx.register_udf(tidy)
+    ctx.from_pydict({"w": [" a ", "Bc "]}, name="words")
+    assert ctx.sql("select tidy(w) as t from words").to_pydict() == {"t": ["A", "BC"]}

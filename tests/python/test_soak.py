@@ -1,0 +1,53 @@
+"""A thousand consecutive jobs with a row-wise UDF on one executor: no growth in threads or
+memory (sub-interpreters are created once, jobs reuse them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cloudpickle
+import pytest
+from conftest import CliCluster
+
+import pickleball
+
+pytestmark = pytest.mark.timeout(300)
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pickleball.udf
+def mix(x: int) -> int:
+    return (x * 31 + 7) % 1000003
+
+
+def _threads_and_rss(pid: int) -> tuple[int, int]:
+    threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return threads, int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_thousand_jobs_keep_threads_and_memory_flat() -> None:
+    cluster = CliCluster(executors=1, vcores=2)
+    try:
+        ctx = pickleball.connect(cluster.url)
+        ctx.register_udf(mix)
+        ctx.from_pydict({"x": list(range(2000))}, name="nums")
+        query = "select sum(mix(x)) as s from nums"
+        expected = [{"s": sum((x * 31 + 7) % 1000003 for x in range(2000))}]
+        pid = cluster.executors[0].pid
+        for _ in range(100):  # warm-up: interpreters, caches, allocator pools
+            assert ctx.sql(query).to_pylist() == expected
+        threads_before, rss_before = _threads_and_rss(pid)
+        for _ in range(900):
+            assert ctx.sql(query).to_pylist() == expected
+        threads_after, rss_after = _threads_and_rss(pid)
+        assert threads_after == threads_before
+        growth = rss_after - rss_before
+        print(f"threads {threads_before}->{threads_after}, RSS growth {growth / 2**20:.1f} MiB")
+        assert growth < 32 * 1024 * 1024, f"executor RSS grew by {growth / 2**20:.1f} MiB"
+    finally:
+        cluster.stop()
