@@ -25,6 +25,7 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("MEMORY_PLACEHOLDER_ROOT", plan::MEMORY_PLACEHOLDER_ROOT)?;
     m.add_function(wrap_pyfunction!(stop_subinterpreters, m)?)?;
+    m.add_function(wrap_pyfunction!(suspend_subinterpreters, m)?)?;
     m.add("BALLISTA_VERSION", ballista_core::BALLISTA_VERSION)?;
     m.add("DATAFUSION_VERSION", datafusion::DATAFUSION_VERSION)?;
     m.add_function(wrap_pyfunction!(cli::run_scheduler, m)?)?;
@@ -38,4 +39,12 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn stop_subinterpreters(py: Python<'_>) {
     py.detach(|| pickleball_executor::python_runtime(0).stop_pool());
+}
+
+/// Ends the sub-interpreters of this process's in-process executors until the next row-wise
+/// UDF; registered to run before `fork()`, which CPython 3.13 does not survive with
+/// sub-interpreters alive.
+#[pyfunction]
+fn suspend_subinterpreters(py: Python<'_>) {
+    py.detach(|| pickleball_executor::python_runtime(0).suspend_pool());
 }

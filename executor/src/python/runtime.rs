@@ -86,10 +86,23 @@ impl ExecutorRuntime {
     /// Ends the sub-interpreters (once calls in flight return); later row-wise UDFs run in
     /// the main interpreter. Call it before the embedding Python finalizes.
     pub fn stop_pool(&self) {
-        let previous = std::mem::replace(
-            &mut *self.pool.write().unwrap_or_else(|e| e.into_inner()),
-            PoolState::Stopped,
-        );
+        self.replace_pool(PoolState::Stopped);
+    }
+
+    /// Ends the sub-interpreters (once calls in flight return); the next row-wise UDF starts
+    /// new ones. Call it before `fork()`: CPython 3.13's child crashes while deleting the
+    /// parent's sub-interpreters (`PyThreadState_Get: ... the GIL is released`).
+    pub fn suspend_pool(&self) {
+        self.replace_pool(PoolState::NotStarted);
+    }
+
+    fn replace_pool(&self, next: PoolState) {
+        let mut state = self.pool.write().unwrap_or_else(|e| e.into_inner());
+        let previous = match &*state {
+            PoolState::Stopped | PoolState::Unavailable => return,
+            _ => std::mem::replace(&mut *state, next),
+        };
+        drop(state);
         // The last reference ends the interpreters, each on its own thread.
         drop(previous);
     }

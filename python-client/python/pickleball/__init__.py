@@ -13,12 +13,14 @@ job runs on the cluster::
 from __future__ import annotations
 
 import atexit
+import os
 
 from pickleball._internal import (
     BALLISTA_VERSION,
     DATAFUSION_VERSION,
     ExecutionError,
     stop_subinterpreters,
+    suspend_subinterpreters,
 )
 from pickleball.context import SessionContext, connect, standalone
 from pickleball.dataframe import DataFrame, RecordBatch, RecordBatchStream
@@ -39,5 +41,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# Sub-interpreters of in-process executors must end before CPython finalizes.
+# Sub-interpreters of in-process executors must end before CPython finalizes, and before a
+# fork (CPython 3.13's child crashes otherwise); after a fork they restart when next needed.
 atexit.register(stop_subinterpreters)
+os.register_at_fork(before=suspend_subinterpreters)
