@@ -168,6 +168,14 @@ fn returned_scalar(
         })
 }
 
+/// A scalar UDF's arguments as arrays of `number_rows` rows (scalars expanded).
+pub(crate) fn argument_arrays(args: &ScalarFunctionArgs) -> Result<Vec<ArrayRef>> {
+    args.args
+        .iter()
+        .map(|a| a.to_array(args.number_rows))
+        .collect()
+}
+
 impl PythonRuntime for MainInterpreterRuntime {
     fn invoke_scalar(
         &self,
@@ -175,11 +183,7 @@ impl PythonRuntime for MainInterpreterRuntime {
         args: ScalarFunctionArgs,
     ) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = argument_arrays(&args)?;
         let name = &frame.signature.name;
         let expected = frame.signature.returns.data_type();
         Python::attach(|py| {

@@ -17,6 +17,7 @@ use datafusion::logical_expr::{
 use pickleball_codec::udf::{Convention, Lane, PythonRuntime, UdfFrame};
 
 use super::MainInterpreterRuntime;
+use super::main_lane::argument_arrays;
 use super::main_rows::invoke_rows;
 use super::subinterp::{RowsError, SubInterpreterPool};
 
@@ -109,11 +110,7 @@ impl ExecutorRuntime {
 
     fn rows(&self, frame: &Arc<UdfFrame>, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<Vec<_>>>()?;
+        let arrays = argument_arrays(&args)?;
         let sig = &frame.signature;
         if sig.lane == Lane::SubInterpreter
             && let Some(pool) = self.pool()

@@ -37,6 +37,42 @@ use pyo3::prelude::*;
 
 use interpreter::{Job, Queue, run_worker};
 
+/// Whether the non-nested type `data_type` converts to and from Python builtins, in both
+/// directions (arguments and results).
+fn converts_scalar(data_type: &DataType) -> bool {
+    use DataType::*;
+    use datafusion::arrow::datatypes::TimeUnit;
+    matches!(
+        data_type,
+        Null | Boolean
+            | Int8
+            | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | UInt64
+            | Float16
+            | Float32
+            | Float64
+            | Utf8
+            | LargeUtf8
+            | Utf8View
+            | Binary
+            | LargeBinary
+            | BinaryView
+            | FixedSizeBinary(_)
+            | Date32
+            | Date64
+            | Timestamp(_, _)
+            | Decimal128(_, _)
+            | Time32(TimeUnit::Second | TimeUnit::Millisecond)
+            | Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
+            | Duration(_)
+    )
+}
+
 /// Rows below which a call is not split further: handing a chunk to another interpreter
 /// costs a few microseconds, about as much as running a few dozen rows.
 const MIN_ROWS_PER_CHUNK: usize = 256;

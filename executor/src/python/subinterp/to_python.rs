@@ -28,33 +28,7 @@ type F16 = <Float16Type as datafusion::arrow::datatypes::ArrowPrimitiveType>::Na
 pub(super) fn check(data_type: &DataType) -> Result<(), DataType> {
     use DataType::*;
     match data_type {
-        Null
-        | Boolean
-        | Int8
-        | Int16
-        | Int32
-        | Int64
-        | UInt8
-        | UInt16
-        | UInt32
-        | UInt64
-        | Float16
-        | Float32
-        | Float64
-        | Utf8
-        | LargeUtf8
-        | Utf8View
-        | Binary
-        | LargeBinary
-        | BinaryView
-        | FixedSizeBinary(_)
-        | Date32
-        | Date64
-        | Timestamp(_, _)
-        | Decimal128(_, _)
-        | Time32(TimeUnit::Second | TimeUnit::Millisecond)
-        | Time64(TimeUnit::Microsecond | TimeUnit::Nanosecond)
-        | Duration(_) => Ok(()),
+        scalar if super::converts_scalar(scalar) => Ok(()),
         List(f) | LargeList(f) | FixedSizeList(f, _) | Map(f, _) => check(f.data_type()),
         Struct(fields) => fields.iter().try_for_each(|f| check(f.data_type())),
         Dictionary(_, values) => check(values),
