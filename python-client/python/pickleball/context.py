@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import uuid
 from collections.abc import Iterable
@@ -229,10 +228,22 @@ class SessionContext(datafusion.SessionContext):
             [{'one': 1}]
 
         """
-        new = copy.copy(self)
+        # Not copy.copy: that goes through __reduce__, which reconnects with a fresh session.
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
         new.ctx = self.ctx.with_python_udf_inlining(enabled)
         new._inline_udfs = enabled
         return new
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as the cluster's address and settings; unpickling reconnects.
+
+        A standalone context's cluster lives in the process that started it: elsewhere on
+        the same machine the copy connects to it while that process runs.
+        """
+        from pickleball.transfer import context_reduce
+
+        return context_reduce(self)
 
     @property
     def python_udf_inlining(self) -> bool:

@@ -210,6 +210,36 @@ class DataFrame(datafusion.DataFrame):
         )
         raise NotImplementedError(msg)
 
+    # -- across processes -------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Serialize the plan (UDFs inline) and the in-memory tables it reads.
+
+        Examples:
+            >>> import pickleball
+            >>> with pickleball.standalone() as ctx:
+            ...     buf = ctx.from_pydict({"a": [1, 2]}).to_bytes()
+            ...     pickleball.DataFrame.from_bytes(buf, ctx).to_pydict()
+            {'a': [1, 2]}
+
+        """
+        from pickleball.transfer import dataframe_to_bytes
+
+        return dataframe_to_bytes(self)
+
+    @staticmethod
+    def from_bytes(buf: bytes, ctx: SessionContext) -> DataFrame:
+        """Rebuild a DataFrame made by :meth:`to_bytes`; it runs on ``ctx``'s cluster."""
+        from pickleball.transfer import dataframe_from_bytes
+
+        return dataframe_from_bytes(buf, ctx)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as plan, in-memory tables and the cluster's address and settings."""
+        from pickleball.transfer import dataframe_reduce
+
+        return dataframe_reduce(self)
+
     def explain(self, verbose: bool = False, analyze: bool = False, **kwargs: Any) -> None:
         """Print the plan as planned on the client; ``analyze=True`` is not supported."""
         if analyze:
