@@ -47,8 +47,14 @@ class CliCluster:
         log_dir: Path | None = None,
         extra: tuple[str, ...] = (),
         executor_extra: tuple[str, ...] = (),
+        binaries: bool = False,
     ) -> None:
-        """Start the processes (``extra`` flags for all, ``executor_extra`` for executors)."""
+        """Start the processes (``extra`` flags for all, ``executor_extra`` for executors).
+
+        With ``binaries``, run the stand-alone ``pickleball-scheduler`` and
+        ``pickleball-executor`` binaries (CPython embedded) instead of the ``pickleball`` CLI.
+        """
+        self.binaries = binaries
         self.port = free_port()
         self.log_dir = log_dir
         self.extra = extra
@@ -77,12 +83,22 @@ class CliCluster:
         return subprocess.Popen(
             # Children die with the test process even if it is killed, so no run leaks
             # processes. setpriv, not preexec_fn: no Python runs in the forked child.
-            ["setpriv", "--pdeathsig", "KILL", PICKLEBALL, command, *args],
+            ["setpriv", "--pdeathsig", "KILL", *self._command(command), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": os.environ.get("PICKLEBALL_TEST_LOG", "warn")},
+            env={
+                **os.environ,
+                "RUST_LOG": os.environ.get("PICKLEBALL_TEST_LOG", "warn"),
+                # The embedded Python of the binaries finds the venv's packages through it.
+                "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+            },
         )
+
+    def _command(self, command: str) -> list[str]:
+        if not self.binaries:
+            return [PICKLEBALL, command]
+        return [str(Path(os.environ["PICKLEBALL_BIN_DIR"]) / f"pickleball-{command}")]
 
     def _start_executor(self, vcores: int) -> subprocess.Popen[bytes]:
         return self._spawn(

@@ -14,6 +14,7 @@ import datafusion
 import pyarrow as pa
 import pytest
 from compare import assert_same_result
+from conftest import CliCluster
 from datafusion import col
 
 import pickleball
@@ -282,3 +283,20 @@ def test_large_inputs_keep_their_order(ctx: pickleball.SessionContext) -> None:
     ctx.from_pydict({"x": list(range(n))}, name="big")
     got = ctx.sql("select x, mix(x) as y from big order by x").to_pydict()
     assert got["y"] == [(x * 31 + 7) % 1000003 for x in range(n)]
+
+
+def test_the_executor_binary_runs_row_wise_udfs_on_its_sub_interpreters(
+    local: datafusion.SessionContext,
+) -> None:
+    cluster = CliCluster(executors=1, vcores=2, binaries=True)
+    try:
+        ctx = pickleball.connect(cluster.url)
+        people = {"name": [" ada ", "bob"], "age": [36, None], "bio": ["a b a", None]}
+        for context in (ctx, local):
+            context.register_udf(clean)
+            context.register_udf(keywords)
+            context.from_pydict(people, name="people")
+        query = "select clean(name, age) as c, keywords(bio) as k from people"
+        assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+    finally:
+        cluster.stop()
