@@ -178,7 +178,8 @@ pub async fn spawn_in_process(
             .add_service(flight)
             .serve_with_incoming(incoming),
     );
-    let udfs = udf_decoder(InlinePolicy::Allow, Arc::default(), vcores_or_all(0));
+    // One sub-interpreter per task slot (the first executor of the process sizes the pool).
+    let udfs = udf_decoder(InlinePolicy::Allow, Arc::default(), vcores);
     let codec: BallistaCodec = BallistaCodec::new(
         Arc::new(PythonLogicalCodec::default().with_udfs(udfs.clone())),
         Arc::new(PythonPhysicalCodec::with_udfs(udfs)),
