@@ -796,34 +796,27 @@ fn payloads_needing_numpy_or_pyarrow_are_refused() {
     assert!(matches!(second, Err(RowsError::LoadRefused(r)) if r == reason));
 
     // numpy re-raises a long ImportError of its own; the reason is the refusing module's line.
-    let (digest, bytes) = payload("import numpy\nf = lambda x: int(numpy.int64(x))\n");
-    let refused = pool().call_rows(
+    let refused_int_udf = |name: &str, source: &str| {
+        let (digest, bytes) = payload(source);
+        let refused = pool().call_rows(
+            name,
+            digest,
+            &bytes,
+            &[Arc::clone(&input)],
+            3,
+            &DataType::Int64,
+        );
+        assert!(
+            matches!(refused, Err(RowsError::LoadRefused(_))),
+            "{name}: {refused:?}"
+        );
+    };
+    refused_int_udf(
         "np_udf",
-        digest,
-        &bytes,
-        &[Arc::clone(&input)],
-        3,
-        &DataType::Int64,
+        "import numpy\nf = lambda x: int(numpy.int64(x))\n",
     );
-    assert!(
-        matches!(refused, Err(RowsError::LoadRefused(_))),
-        "{refused:?}"
-    );
-
     // An import inside the function body fails when called: refused as well.
-    let (digest, bytes) = payload("def f(x):\n    import numpy\n    return x\n");
-    let refused = pool().call_rows(
-        "np_inner",
-        digest,
-        &bytes,
-        &[Arc::clone(&input)],
-        3,
-        &DataType::Int64,
-    );
-    assert!(
-        matches!(refused, Err(RowsError::LoadRefused(_))),
-        "{refused:?}"
-    );
+    refused_int_udf("np_inner", "def f(x):\n    import numpy\n    return x\n");
 
     // Pure-Python stdlib modules load fine.
     let ok = run(
