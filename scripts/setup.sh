@@ -29,6 +29,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# Optional: a Python 3.12 venv for the cross-version test; skipped where no 3.12 exists.
+python312=$(command -v python3.12 || true)
+if command -v pyenv >/dev/null && prefix=$(pyenv prefix 3.12 2>/dev/null); then
+  python312="$(echo "$prefix" | head -1)/bin/python3.12"
+fi
+if [ -n "$python312" ] && [ -x "$python312" ]; then
+  stamp312="$PICKLEBALL_VENV_PY312/.requirements-$(sha1sum requirements-py312.txt | cut -c1-12)"
+  if [ ! -f "$stamp312" ]; then
+    step "creating the Python 3.12 venv for the cross-version test"
+    "$python312" -m venv "$PICKLEBALL_VENV_PY312"
+    "$PICKLEBALL_VENV_PY312/bin/pip" install -q --disable-pip-version-check \
+      -r requirements-py312.txt && touch "$stamp312"
+  fi
+fi
+
 step "building the workspace (dev profile, shared by tests, binaries and the extension)"
 start=$SECONDS
 cargo build --workspace --all-targets

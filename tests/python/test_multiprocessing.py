@@ -5,8 +5,11 @@ expressions with ``pickleball.udf`` closures, DataFrames (both directions), cont
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -189,3 +192,24 @@ def test_four_processes_submit_ten_jobs_each_at_once(cli_cluster: CliCluster) ->
     assert got == [[total + 50 * w + job for job in range(10)] for w in range(4)]
     new = job_ids() - before
     assert len(new) == 40
+
+
+PY312 = Path(os.environ.get("PICKLEBALL_VENV_PY312", "/nonexistent")) / "bin" / "python"
+
+
+@pytest.mark.skipif(not PY312.exists(), reason="no Python 3.12 venv (scripts/setup.sh makes one)")
+def test_a_dataframe_pickled_under_python_3_12_is_refused_cleanly(
+    cli_cluster: CliCluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "df312.pickle"
+    script = Path(__file__).with_name("py312_pickle.py")
+    package = Path(pickleball.__file__).parent
+    subprocess.run(
+        [str(PY312), str(script), str(package), cli_cluster.url, str(out)],
+        check=True,
+        timeout=120,
+    )
+    with pytest.raises(ValueError, match="not portable across Python minor versions") as error:
+        pickle.loads(out.read_bytes())
+    assert "serialized under Python 3.12" in str(error.value)
+    assert f"runs Python 3.{sys.version_info.minor}" in str(error.value)
