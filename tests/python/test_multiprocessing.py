@@ -50,6 +50,13 @@ def _evaluate_locally(expr: datafusion.Expr) -> list[Any]:
     return local.from_pydict(DATA).select(expr.alias("r")).to_pydict()["r"]
 
 
+def _run_udf_object(udf: pickleball.RowUDF) -> list[Any]:
+    local = datafusion.SessionContext()
+    local.register_udf(udf)
+    local.from_pydict(DATA, name="data")
+    return local.sql(f"select {udf.name}(x) as r from data").to_pydict()["r"]
+
+
 def _collect(df: pickleball.DataFrame) -> dict[str, list[Any]]:
     return df.sort(col("x")).to_pydict()
 
@@ -105,6 +112,15 @@ def test_expressions_with_udf_closures_evaluate_in_workers(method: str) -> None:
     with _pool(method) as pool:
         got = pool.map_async(_evaluate_locally, exprs).get(RESULT_TIMEOUT)
     assert got == expected
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_udf_objects_work_in_workers(method: str) -> None:
+    udfs = [_offset_udf(k) for k in (1, 2)]
+    with _pool(method) as pool:
+        got = pool.map_async(_run_udf_object, udfs).get(RESULT_TIMEOUT)
+    assert got == [[x * 3 + k for x in DATA["x"]] for k in (1, 2)]
+    assert pickle.loads(pickle.dumps(tidy))(" a ") == "A"
 
 
 @pytest.mark.parametrize("method", START_METHODS)
