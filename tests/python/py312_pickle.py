@@ -10,35 +10,42 @@ import pickle
 import sys
 import types
 
-package_dir, url, output = sys.argv[1:4]
-package = types.ModuleType("pickleball")
-package.__path__ = [package_dir]
-sys.modules["pickleball"] = package
-sys.modules["pickleball._internal"] = types.SimpleNamespace(
-    MEMORY_PLACEHOLDER_ROOT="__pickleball_memory__"
-)
-
-import datafusion  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-
-from pickleball import transfer  # noqa: E402
-
-ctx = datafusion.SessionContext()
-ctx.register_udf(
-    datafusion.udf(lambda x: pc.add(x, 1), [pa.int64()], pa.int64(), "immutable", name="plus")
-)
-df = ctx.sql("select plus(x) as y from (values (1), (2)) as t(x)")
-df._ctx = types.SimpleNamespace(_memory_tables={})
-buf = transfer.dataframe_to_bytes(df)
-
 
 class PickledDataFrame:
     """Pickles exactly as pickleball.DataFrame.__reduce__ does."""
 
+    def __init__(self, reduce: tuple) -> None:
+        self.reduce = reduce
+
     def __reduce__(self) -> tuple:
-        return (transfer.restore_dataframe, (url, {}, True, buf))
+        return self.reduce
 
 
-with open(output, "wb") as out:
-    pickle.dump(PickledDataFrame(), out)
+def main() -> None:
+    package_dir, url, output = sys.argv[1:4]
+    package = types.ModuleType("pickleball")
+    package.__path__ = [package_dir]
+    sys.modules["pickleball"] = package
+    sys.modules["pickleball._internal"] = types.SimpleNamespace(
+        MEMORY_PLACEHOLDER_ROOT="__pickleball_memory__"
+    )
+
+    import datafusion
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pickleball import transfer
+
+    ctx = datafusion.SessionContext()
+    ctx.register_udf(
+        datafusion.udf(lambda x: pc.add(x, 1), [pa.int64()], pa.int64(), "immutable", name="plus")
+    )
+    df = ctx.sql("select plus(x) as y from (values (1), (2)) as t(x)")
+    df._ctx = types.SimpleNamespace(_memory_tables={})
+    buf = transfer.dataframe_to_bytes(df)
+    with open(output, "wb") as out:
+        pickle.dump(PickledDataFrame((transfer.restore_dataframe, (url, {}, True, buf))), out)
+
+
+if __name__ == "__main__":
+    main()
