@@ -81,7 +81,8 @@ def test_bad_flag_is_refused_with_a_usage_message() -> None:
 def test_demo_runs_and_agrees_with_local_datafusion(tmp_path: Path) -> None:
     out = run("demo", "--rows", "60000", "--data-dir", str(tmp_path), timeout=240)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("(same result)") == 5, out.stdout
+    assert out.stdout.count("(same result)") == 6, out.stdout
+    assert "row-wise Python UDF" in out.stdout
     assert "DIFFERENT" not in out.stdout
 
 
