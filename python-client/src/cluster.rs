@@ -357,6 +357,57 @@ impl ErrorContext {
     }
 }
 
+/// `batch` with the column types of the plan's `schema` where they differ and a cast exists.
+///
+/// Arrow Flight's encoder (arrow-flight 59, `prepare_field_for_flight`) sends `LargeList`
+/// columns as `List`, so results read through Ballista lose the large variant; the plan on the
+/// client still knows the declared type. Anything that cannot be cast is left as it came.
+fn conform(batch: RecordBatch, schema: &SchemaRef) -> RecordBatch {
+    if batch.num_columns() != schema.fields().len()
+        || batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(got, want)| got.data_type() == want.data_type())
+    {
+        return batch;
+    }
+    let columns: Option<Vec<_>> = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, want)| {
+            if column.data_type() == want.data_type() {
+                Some(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, want.data_type()).ok()
+            }
+        })
+        .collect();
+    let fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(schema.fields())
+        .map(|(got, want)| {
+            Arc::new(
+                got.as_ref()
+                    .clone()
+                    .with_data_type(want.data_type().clone()),
+            )
+        })
+        .collect();
+    let conformed = columns.and_then(|columns| {
+        let schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            batch.schema().metadata().clone(),
+        ));
+        RecordBatch::try_new(schema, columns).ok()
+    });
+    conformed.unwrap_or(batch)
+}
+
 /// Batches of one job's result, in order, as they arrive from the cluster.
 #[pyclass(module = "pickleball._internal", frozen)]
 pub struct ResultStream {
@@ -382,7 +433,9 @@ impl ResultStream {
                 })
             });
             match next {
-                Ok(Some(Ok(batch))) => return batch_to_pyarrow(py, &batch).map(Some),
+                Ok(Some(Ok(batch))) => {
+                    return batch_to_pyarrow(py, &conform(batch, &self.schema)).map(Some);
+                }
                 Ok(Some(Err(e))) => return Err(execution_error(e)),
                 Ok(None) => return Ok(None),
                 Err(_) => py.check_signals()?,

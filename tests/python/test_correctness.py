@@ -6,6 +6,7 @@ from pathlib import Path
 
 import datafusion
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from compare import assert_same_result
 from datafusion import col, lit
@@ -320,3 +321,22 @@ def test_in_memory_inputs_of_every_kind(
     anonymous = ctx.read_batch(batch).filter(col("a") > lit(1))
     assert anonymous.to_pydict() == {"a": [2, 3], "b": ["y", None]}
     assert ctx.from_pydict({"n": [1, 2]}).cache().count() == 2
+
+
+def test_result_types_match_local_even_where_flight_drops_them(
+    ctx: pickleball.SessionContext, local: datafusion.SessionContext, tmp_path: Path
+) -> None:
+    # Arrow Flight's encoder sends LargeList as List; results are cast back to the plan's type.
+    table = pa.table(
+        {
+            "tags": pa.array([["a", "b"], None, []], pa.large_list(pa.string())),
+            "nested": pa.array([[[1]], [], None], pa.large_list(pa.large_list(pa.int64()))),
+            "text": pa.array(["x", None, "z"], pa.large_string()),
+        }
+    )
+    pq.write_table(table, tmp_path / "large.parquet")
+    for c in (ctx, local):
+        c.register_parquet("large", str(tmp_path / "large.parquet"))
+        c.register_record_batches("large_mem", [table.to_batches()])
+    for query in ("select * from large", "select * from large_mem"):
+        assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())

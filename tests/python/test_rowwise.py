@@ -27,7 +27,7 @@ UTC = datetime.UTC
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 # (Arrow type, values with a null) for every type the row-wise lane converts.
-TYPES: list = [
+TYPES: list[tuple[str, pa.DataType, list]] = [
     ("int8", pa.int8(), [-128, 0, 127, None]),
     ("int16", pa.int16(), [-32768, 7, None]),
     ("int32", pa.int32(), [-(2**31), 2**31 - 1, None]),
@@ -77,14 +77,7 @@ TYPES: list = [
         [decimal.Decimal("12345678901234.5678"), decimal.Decimal("-0.0001"), None],
     ),
     ("list_int", pa.list_(pa.int64()), [[1, None, 3], [], None]),
-    pytest.param(
-        "large_list_str",
-        pa.large_list(pa.string()),
-        [["a", "b"], None],
-        # Not the UDF: any LargeList column (even read from Parquet, no UDF) comes back
-        # from the cluster as List. Strict, so the day it is fixed this fails.
-        marks=pytest.mark.xfail(reason="cluster results turn LargeList into List", strict=True),
-    ),
+    ("large_list_str", pa.large_list(pa.string()), [["a", "b"], None]),
     (
         "struct",
         pa.struct([("x", pa.int32()), ("y", pa.string())]),
@@ -99,11 +92,7 @@ def _identity(value: object) -> object:
     return value
 
 
-@pytest.mark.parametrize(
-    ("label", "arrow_type", "values"),
-    TYPES,
-    ids=[t.values[0] if hasattr(t, "values") else t[0] for t in TYPES],
-)
+@pytest.mark.parametrize(("label", "arrow_type", "values"), TYPES, ids=[t[0] for t in TYPES])
 def test_every_type_round_trips_like_local(
     ctx: pickleball.SessionContext,
     local: datafusion.SessionContext,
