@@ -175,6 +175,8 @@ pub struct UdfFrame {
     pub digest: [u8; 32],
     bytes: Arc<[u8]>,
     payload_at: usize,
+    /// The payload as its own shared buffer, made on first use (see [`UdfFrame::shared_payload`]).
+    shared_payload: std::sync::OnceLock<Arc<[u8]>>,
 }
 
 impl PartialEq for UdfFrame {
@@ -269,6 +271,7 @@ impl UdfFrame {
             digest,
             bytes: bytes.into(),
             payload_at,
+            shared_payload: Default::default(),
         })
     }
 
@@ -340,6 +343,7 @@ impl UdfFrame {
             digest,
             bytes: buf.into(),
             payload_at: header_end,
+            shared_payload: Default::default(),
         }))
     }
 
@@ -351,6 +355,15 @@ impl UdfFrame {
     /// The cloudpickle payload.
     pub fn payload(&self) -> &[u8] {
         &self.bytes[self.payload_at..]
+    }
+
+    /// The payload as a shared buffer, copied out of the frame once per frame rather than once
+    /// per batch (runtimes that hand it to other threads need an owned buffer).
+    pub fn shared_payload(&self) -> Arc<[u8]> {
+        Arc::clone(
+            self.shared_payload
+                .get_or_init(|| Arc::from(self.payload())),
+        )
     }
 
     /// Lower-case hex of the payload digest.

@@ -115,7 +115,7 @@ impl ExecutorRuntime {
         if sig.lane == Lane::SubInterpreter
             && let Some(pool) = self.pool()
         {
-            let payload: Arc<[u8]> = Arc::from(frame.payload());
+            let payload = frame.shared_payload();
             match pool.call_rows(
                 &sig.name,
                 frame.digest,
