@@ -21,6 +21,7 @@ use ballista_core::serde::scheduler::{
 };
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
 use ballista_core::{BALLISTA_PROTOCOL_VERSION, ConfigProducer, RuntimeProducer};
+use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::execution_loop::poll_loop;
 use ballista_executor::executor::Executor;
 use ballista_executor::flight_service::BallistaFlightService;
@@ -32,6 +33,7 @@ use pickleball_codec::udf::InlinePolicy;
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::cancellation::CancellingEngine;
 use crate::{function_registry, udf_decoder, vcores_or_all};
 
 /// How often busy loops poll: the delay between a task finishing and the scheduler knowing.
@@ -158,10 +160,11 @@ pub async fn spawn_in_process(
         // Kept for the life of the process, like Ballista's own work dirs.
         .keep();
     let work_dir = work_dir.to_string_lossy().into_owned();
-    let config_producer: ConfigProducer = Arc::new(pickleball_session_config);
+    let config_producer: ConfigProducer =
+        Arc::new(|| crate::cancellation::mark_task(pickleball_session_config()));
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
-    let executor = Arc::new(Executor::with_default_execution_engine(
+    let executor = Arc::new(Executor::new(
         registration,
         &work_dir,
         runtime_producer,
@@ -169,6 +172,10 @@ pub async fn spawn_in_process(
         Arc::new(function_registry()),
         Arc::new(LoggingMetricsCollector::default()),
         vcores,
+        Arc::new(CancellingEngine::new(
+            Arc::new(DefaultExecutionEngine::new()),
+            scheduler_url.clone(),
+        )),
     ));
     let flight = FlightServiceServer::new(BallistaFlightService::new(work_dir))
         .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)

@@ -3,6 +3,7 @@
 //! The same code runs as the `pickleball-executor` binary (which embeds CPython), inside a
 //! Python process through `pickleball executor`, and in-process for `pickleball.standalone()`.
 
+pub mod cancellation;
 mod in_process;
 pub mod python;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_core::error::{BallistaError, Result};
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::health::spawn_health_server;
 use datafusion::execution::SessionStateBuilder;
@@ -132,8 +134,16 @@ impl ExecutorArgs {
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
-        config.override_config_producer = Some(Arc::new(pickleball_session_config));
+        config.override_config_producer = Some(Arc::new(|| {
+            cancellation::mark_task(pickleball_session_config())
+        }));
         config.override_function_registry = Some(Arc::new(function_registry()));
+        // Ballista's default engine, except that shuffle reads open a connection per fetch
+        // (its client pool is private to Ballista's crate).
+        config.override_execution_engine = Some(Arc::new(cancellation::CancellingEngine::new(
+            Arc::new(DefaultExecutionEngine::new()),
+            format!("http://{}:{}", self.scheduler_host, self.scheduler_port),
+        )));
         Ok(config)
     }
 }
@@ -155,7 +165,9 @@ pub(crate) fn udf_decoder(
 ) -> UdfDecoder {
     UdfDecoder {
         policy,
-        runtime: Some(python_runtime(subinterpreters)),
+        runtime: Some(Arc::new(cancellation::BindsTasks(python_runtime(
+            subinterpreters,
+        )))),
         role: "executor",
         translator: None,
         named,

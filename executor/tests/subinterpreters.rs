@@ -23,6 +23,7 @@ use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Fields, Float16Type, Float64Type, Int8Type, Int32Type,
     TimeUnit, UInt8Type,
 };
+use pickleball_executor::cancellation::CancelToken;
 use pickleball_executor::python::subinterp::{RowsError, SubInterpreterPool};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -103,7 +104,7 @@ fn run_on(
 ) -> Result<ArrayRef, RowsError> {
     let (digest, bytes) = lambda(expr);
     let rows = args.first().map_or(0, |a| a.len());
-    pool.call_rows("test_udf", digest, &bytes, args, rows, return_type)
+    pool.call_rows("test_udf", digest, &bytes, args, rows, return_type, None)
 }
 
 fn run(expr: &str, args: &[ArrayRef], return_type: &DataType) -> ArrayRef {
@@ -594,13 +595,13 @@ fn large_inputs_keep_their_order_across_interpreters() {
     // Zero arguments: called once per row.
     let (digest, bytes) = lambda("lambda: 'x'");
     let output = pool()
-        .call_rows("const", digest, &bytes, &[], 1000, &DataType::Utf8)
+        .call_rows("const", digest, &bytes, &[], 1000, &DataType::Utf8, None)
         .unwrap();
     assert_eq!(output.len(), 1000);
     assert_eq!(output.null_count(), 0);
 
     let empty = pool()
-        .call_rows("const", digest, &bytes, &[], 0, &DataType::Utf8)
+        .call_rows("const", digest, &bytes, &[], 0, &DataType::Utf8, None)
         .unwrap();
     assert_eq!(empty.len(), 0);
 }
@@ -644,7 +645,7 @@ fn many_batches_on_pools_started_and_stopped_in_turn() {
                 (0..rows).map(|r| format!("r{r}")),
             ));
             let output = pool
-                .call_rows("fmt", digest, &bytes, &[x, s], rows, &DataType::Utf8)
+                .call_rows("fmt", digest, &bytes, &[x, s], rows, &DataType::Utf8, None)
                 .unwrap();
             let output = output.as_any().downcast_ref::<StringArray>().unwrap();
             assert_eq!(output.value(rows - 1), format!("r{}:{}", rows - 1, rows));
@@ -655,7 +656,7 @@ fn many_batches_on_pools_started_and_stopped_in_turn() {
             before,
             "pool of {size} left threads behind"
         );
-        let stopped = pool.call_rows("fmt", digest, &bytes, &[], 1, &DataType::Utf8);
+        let stopped = pool.call_rows("fmt", digest, &bytes, &[], 1, &DataType::Utf8, None);
         assert!(matches!(stopped, Err(RowsError::Failed(_))));
     }
     assert!(SubInterpreterPool::start(0).is_err());
@@ -675,6 +676,7 @@ fn raising_udf_reports_name_exception_and_traceback() {
         &[Arc::clone(&input)],
         5000,
         &DataType::Int64,
+        None,
     );
     let Err(RowsError::Failed(e)) = result else {
         panic!("expected a failure: {result:?}");
@@ -700,6 +702,7 @@ fn raising_udf_reports_name_exception_and_traceback() {
         &[input.slice(0, 10)],
         10,
         &DataType::Int64,
+        None,
     );
     assert!(again.is_ok(), "{again:?}");
 }
@@ -776,6 +779,7 @@ fn payloads_needing_numpy_or_pyarrow_are_refused() {
         &[Arc::clone(&input)],
         3,
         &DataType::Utf8,
+        None,
     );
     let Err(RowsError::LoadRefused(reason)) = first else {
         panic!("expected LoadRefused: {first:?}");
@@ -792,6 +796,7 @@ fn payloads_needing_numpy_or_pyarrow_are_refused() {
         &[Arc::clone(&input)],
         3,
         &DataType::Utf8,
+        None,
     );
     assert!(matches!(second, Err(RowsError::LoadRefused(r)) if r == reason));
 
@@ -805,6 +810,7 @@ fn payloads_needing_numpy_or_pyarrow_are_refused() {
             &[Arc::clone(&input)],
             3,
             &DataType::Int64,
+            None,
         );
         assert!(
             matches!(refused, Err(RowsError::LoadRefused(_))),
@@ -847,6 +853,7 @@ fn functions_are_unpickled_once_per_interpreter() {
                 &[Arc::clone(&input)],
                 3,
                 &DataType::Int64,
+                None,
             )
             .unwrap();
         assert_eq!(
@@ -874,6 +881,7 @@ fn a_thousand_small_calls_keep_the_thread_count() {
         &[Arc::clone(&input)],
         3,
         &DataType::Int64,
+        None,
     )
     .unwrap();
     let (before, workers) = (threads(), worker_threads());
@@ -886,6 +894,7 @@ fn a_thousand_small_calls_keep_the_thread_count() {
                 &[Arc::clone(&input)],
                 3,
                 &DataType::Int64,
+                None,
             )
             .unwrap();
         assert_eq!(output.len(), 3);
@@ -917,6 +926,7 @@ fn works_when_the_caller_holds_the_main_gil() {
                 &[Arc::clone(&input)],
                 2000,
                 &DataType::Int64,
+                None,
             )
             .unwrap();
         assert_eq!(
@@ -975,7 +985,7 @@ fn per_row_cost() {
         let args = [input];
         let time = best_of_five(|| {
             single
-                .call_rows("bench", digest, &bytes, &args, rows, &ty)
+                .call_rows("bench", digest, &bytes, &args, rows, &ty, None)
                 .unwrap();
         });
         let ns = time.as_nanos() as f64 / rows as f64;
@@ -988,7 +998,7 @@ fn per_row_cost() {
     for size in [1, 2] {
         let mut pool = SubInterpreterPool::start(size).expect("start");
         let time = best_of_five(|| {
-            pool.call_rows("cpu", digest, &bytes, &args, 20_000, &DataType::Int64)
+            pool.call_rows("cpu", digest, &bytes, &args, 20_000, &DataType::Int64, None)
                 .unwrap();
         });
         println!("{size} sub-interpreter(s), CPU-bound UDF, 20,000 rows: {time:?}");
@@ -1031,7 +1041,15 @@ fn concurrent_callers_share_the_pool() {
                     let rows = 100 + call * 137;
                     let input = arc(Int64Array::from_iter_values(0..rows as i64));
                     let output = pool()
-                        .call_rows("mul", *digest, bytes, &[input], rows, &DataType::Int64)
+                        .call_rows(
+                            "mul",
+                            *digest,
+                            bytes,
+                            &[input],
+                            rows,
+                            &DataType::Int64,
+                            None,
+                        )
                         .unwrap();
                     let output = output.as_any().downcast_ref::<Int64Array>().unwrap();
                     assert!(
@@ -1045,6 +1063,85 @@ fn concurrent_callers_share_the_pool() {
             });
         }
     });
+}
+
+/// A UDF that never returns, on every interpreter of the pool: cancelling its call returns at
+/// once, interrupts the Python code (KeyboardInterrupt at the next bytecode boundary), skips
+/// the chunks not started, and leaves every interpreter serving the next call.
+#[test]
+fn cancelling_a_call_interrupts_its_udf_and_frees_the_interpreters() {
+    let _serial = serial();
+    let (digest, bytes) = lambda("lambda x: any(False for _ in iter(int, 1))");
+    // Six chunks for three interpreters: three run, three wait in the queue.
+    let rows = 6 * 300;
+    let input = arc(Int64Array::from_iter_values(0..rows as i64));
+    let token = Arc::new(CancelToken::default());
+    let started = std::time::Instant::now();
+    let error = std::thread::scope(|scope| {
+        let canceller = Arc::clone(&token);
+        scope.spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            canceller.cancel();
+        });
+        pool()
+            .call_rows(
+                "forever",
+                digest,
+                &bytes,
+                &[input],
+                rows,
+                &DataType::Boolean,
+                Some(&token),
+            )
+            .expect_err("a cancelled call fails")
+            .to_string()
+    });
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.contains("'forever'") && error.contains("cancelled"),
+        "{error}"
+    );
+    // Every interpreter must be free again: calls with one chunk per interpreter (a stuck
+    // interpreter would hang them, so they run on a thread given 30 s).
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let input = arc(Int64Array::from_iter_values(0..900));
+            let output = run("lambda x: x + 1", &[input], &DataType::Int64);
+            let output = output.as_any().downcast_ref::<Int64Array>().unwrap();
+            assert_eq!(output.value(899), 900);
+        }
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the interpreters serve the next calls");
+    // A token that never fires changes nothing.
+    let quiet = CancelToken::default();
+    let (digest, bytes) = lambda("lambda x: x * 2");
+    let output = pool()
+        .call_rows(
+            "double",
+            digest,
+            &bytes,
+            &[arc(Int64Array::from_iter_values(0..1000))],
+            1000,
+            &DataType::Int64,
+            Some(&quiet),
+        )
+        .unwrap();
+    assert_eq!(
+        output
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(999),
+        1998
+    );
 }
 
 /// Starting and stopping pools in a fresh process, where no sub-interpreter ran before: the
@@ -1086,7 +1183,7 @@ fn pools_start_and_stop_in_a_fresh_process_child() {
     let input = arc(TimestampSecondArray::from(vec![0]).with_timezone("Europe/Paris"));
     let (digest, bytes) = lambda("lambda t: t.isoformat()");
     let output = pool
-        .call_rows("iso", digest, &bytes, &[input], 1, &DataType::Utf8)
+        .call_rows("iso", digest, &bytes, &[input], 1, &DataType::Utf8, None)
         .unwrap();
     assert_eq!(output.len(), 1);
     drop(pool);

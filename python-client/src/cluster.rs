@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::mpsc;
 
+use crate::jobs::JobTicket;
 use crate::plan::{decode_plan, inline_memory_tables, listing_paths, memory_table_ids};
 use crate::runtime::runtime;
 use crate::standalone::Standalone;
@@ -85,6 +86,8 @@ fn parse_url(url: &str) -> PyResult<(String, u16)> {
 #[pyclass(module = "pickleball._internal", frozen)]
 pub struct Cluster {
     url: String,
+    host: String,
+    port: u16,
     ctx: SessionContext,
     decoder: SessionContext,
     standalone: Mutex<Option<Standalone>>,
@@ -115,6 +118,8 @@ impl Cluster {
         let ctx = runtime().block_on(SessionContext::remote_with_state(&endpoint, state))?;
         Ok(Self {
             url: endpoint,
+            host: host.to_string(),
+            port,
             ctx,
             decoder: SessionContext::new(),
             standalone: Mutex::new(None),
@@ -230,7 +235,8 @@ impl Cluster {
         let plan = inline_memory_tables(plan, &tables).map_err(execution_error)?;
         let inputs = listing_paths(&plan).map_err(execution_error)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let ctx = self.ctx.clone();
+        let (ticket, ctx) =
+            JobTicket::issue(&self.ctx, &self.host, self.port).map_err(execution_error)?;
         let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(4);
         py.detach(|| {
             runtime().spawn(run_job(ctx, plan, inputs, tx));
@@ -238,6 +244,7 @@ impl Cluster {
         Ok(ResultStream {
             rx: Mutex::new(rx),
             schema,
+            ticket: Arc::new(ticket),
         })
     }
 }
@@ -413,6 +420,22 @@ fn conform(batch: RecordBatch, schema: &SchemaRef) -> RecordBatch {
 pub struct ResultStream {
     rx: Mutex<mpsc::Receiver<Result<RecordBatch>>>,
     schema: SchemaRef,
+    /// Cancels the job when the stream is interrupted or dropped before its end.
+    ticket: Arc<JobTicket>,
+}
+
+impl Drop for ResultStream {
+    fn drop(&mut self) {
+        let ticket = Arc::clone(&self.ticket);
+        runtime().spawn(async move {
+            if let Ok(true) = ticket.cancel().await {
+                log::info!(
+                    "cancelled job '{}': its results were not read",
+                    ticket.name()
+                );
+            }
+        });
+    }
 }
 
 #[pymethods]
@@ -422,7 +445,7 @@ impl ResultStream {
     }
 
     /// The next `pyarrow.RecordBatch`, waited for without holding the GIL and staying
-    /// responsive to Ctrl-C.
+    /// responsive to Ctrl-C, which cancels the job on the cluster.
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let rt = runtime();
         loop {
@@ -436,9 +459,34 @@ impl ResultStream {
                 Ok(Some(Ok(batch))) => {
                     return batch_to_pyarrow(py, &conform(batch, &self.schema)).map(Some);
                 }
-                Ok(Some(Err(e))) => return Err(execution_error(e)),
-                Ok(None) => return Ok(None),
-                Err(_) => py.check_signals()?,
+                Ok(Some(Err(e))) => {
+                    self.ticket.finish();
+                    return Err(execution_error(e));
+                }
+                Ok(None) => {
+                    self.ticket.finish();
+                    return Ok(None);
+                }
+                Err(_) => {
+                    if let Err(interrupted) = py.check_signals() {
+                        self.cancel(py);
+                        return Err(interrupted);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels the job on the cluster unless it has finished; returns whether it was
+    /// running (or queued) and is now cancelled. Waits at most a few seconds for the
+    /// scheduler.
+    fn cancel(&self, py: Python<'_>) -> bool {
+        let ticket = &self.ticket;
+        match py.detach(|| runtime().block_on(ticket.cancel())) {
+            Ok(cancelled) => cancelled,
+            Err(e) => {
+                log::warn!("could not cancel job '{}': {e}", ticket.name());
+                false
             }
         }
     }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod jobs;
 mod plan;
 mod runtime;
 mod standalone;

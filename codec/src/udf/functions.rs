@@ -37,6 +37,12 @@ pub trait PythonRuntime: Debug + Send + Sync {
         frame: &Arc<UdfFrame>,
         args: PartitionEvaluatorArgs,
     ) -> Result<Box<dyn PartitionEvaluator>>;
+    /// The runtime for a UDF decoded now, as part of one task's plan. Executors return one
+    /// bound to that task (so that cancelling the task reaches its Python code); `None` keeps
+    /// this runtime.
+    fn for_decoded_task(&self) -> Option<Arc<dyn PythonRuntime>> {
+        None
+    }
 }
 
 fn no_runtime(frame: &UdfFrame) -> DataFusionError {

@@ -95,12 +95,22 @@ impl UdfDecoder {
         }
     }
 
+    /// The runtime of a UDF decoded now (see [`PythonRuntime::for_decoded_task`]).
+    fn task_runtime(&self) -> Option<Arc<dyn PythonRuntime>> {
+        let runtime = self.runtime.as_ref()?;
+        Some(
+            runtime
+                .for_decoded_task()
+                .unwrap_or_else(|| Arc::clone(runtime)),
+        )
+    }
+
     /// The frame in `buf` and the runtime to run it with; `None` if `buf` is not ours.
     fn frame(&self, name: &str, buf: &[u8], family: UdfFamily) -> Result<Option<Decoded>> {
         if StockPayload::is_stock(buf) {
             if let Some(translator) = &self.translator {
                 let frame = translator.translate(family, name, buf)?;
-                return Ok(Some((Arc::new(frame), self.runtime.clone())));
+                return Ok(Some((Arc::new(frame), self.task_runtime())));
             }
             return Err(DataFusionError::Plan(format!(
                 "Python UDF '{name}' arrived in datafusion-python's own inline format, which \
@@ -141,7 +151,7 @@ impl UdfDecoder {
             Ok(None)
         };
         match (runnable, &self.runtime) {
-            (Ok(resolved), runtime) => Ok(Some((resolved.unwrap_or(frame), runtime.clone()))),
+            (Ok(resolved), _) => Ok(Some((resolved.unwrap_or(frame), self.task_runtime()))),
             // An executor fails the task when the UDF runs, not while decoding it: Ballista
             // reports decoding failures to the client without their message.
             (Err(refusal), Some(_)) => {

@@ -18,12 +18,14 @@ use pyo3::types::{PyList, PyTuple};
 
 use super::arrow::{from_pyarrow, to_pyarrow};
 use super::errors::{FromPy, udf_contract, udf_raised};
+use super::interrupt::{MainObject, interruptible, interruptible_by};
+use crate::cancellation::{CancelToken, current};
 
 /// Runs Python UDFs in this process's main interpreter. Each distinct payload is unpickled
 /// once and cached by digest; the GIL is held only while Python runs.
 #[derive(Debug, Default)]
 pub struct MainInterpreterRuntime {
-    loaded: Mutex<HashMap<[u8; 32], Py<PyAny>>>,
+    loaded: Mutex<HashMap<[u8; 32], MainObject>>,
 }
 
 impl MainInterpreterRuntime {
@@ -71,18 +73,22 @@ impl MainInterpreterRuntime {
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(frame.digest, callable.clone().unbind());
+            .insert(frame.digest, MainObject::new(callable.clone().unbind()));
         Ok(callable)
     }
 }
 
 impl MainInterpreterRuntime {
     /// A fresh protocol object (Accumulator, WindowEvaluator) from the UDF's factory.
-    fn instantiate(&self, frame: &UdfFrame, what: &str) -> Result<Py<PyAny>> {
+    fn instantiate(&self, frame: &UdfFrame, what: &str) -> Result<Protocol> {
+        let cancel = current();
         Python::attach(|py| {
-            self.callable(py, frame)?
-                .call0()
-                .map(Bound::unbind)
+            let factory = self.callable(py, frame)?;
+            interruptible_by(py, cancel.as_ref(), || factory.call0())
+                .map(|instance| Protocol {
+                    object: MainObject::new(instance.unbind()),
+                    cancel: cancel.clone(),
+                })
                 .map_err(|e| udf_raised(py, &frame.signature.name, what, &e))
         })
     }
@@ -190,11 +196,9 @@ impl PythonRuntime for MainInterpreterRuntime {
             let func = self.callable(py, frame)?;
             let py_args = pyarrow_args(py, &arrays)
                 .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
-            let result = func
-                .call1(
-                    PyTuple::new(py, py_args)
-                        .map_err(|e| udf_raised(py, name, "calling it", &e))?,
-                )
+            let py_args =
+                PyTuple::new(py, py_args).map_err(|e| udf_raised(py, name, "calling it", &e))?;
+            let result = interruptible(py, || func.call1(py_args))
                 .map_err(|e| udf_raised(py, name, "running", &e))?;
             returned_array(name, &result, expected, rows).map(ColumnarValue::Array)
         })
@@ -225,6 +229,22 @@ impl PythonRuntime for MainInterpreterRuntime {
     }
 }
 
+/// An accumulator or window evaluator object, with the cancellation token of the task that
+/// created it (its methods run later, outside the UDF call that made it).
+#[derive(Debug)]
+struct Protocol {
+    object: MainObject,
+    cancel: Option<Arc<CancelToken>>,
+}
+
+impl std::ops::Deref for Protocol {
+    type Target = Py<PyAny>;
+
+    fn deref(&self) -> &Py<PyAny> {
+        &self.object
+    }
+}
+
 /// A Python object implementing one of datafusion-python's protocols.
 #[derive(Debug)]
 struct ProtocolObject;
@@ -233,12 +253,13 @@ impl ProtocolObject {
     /// Calls `method(*args)` on `instance`, with the UDF named in any error.
     fn call<'py>(
         py: Python<'py>,
-        instance: &Py<PyAny>,
+        instance: &Protocol,
         frame: &UdfFrame,
         method: &str,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) -> Result<Bound<'py, PyAny>> {
-        instance.bind(py).call_method1(method, args).map_err(|e| {
+        let call = || instance.bind(py).call_method1(method, args);
+        interruptible_by(py, instance.cancel.as_ref(), call).map_err(|e| {
             udf_raised(
                 py,
                 &frame.signature.name,
@@ -264,7 +285,7 @@ impl ProtocolObject {
 /// datafusion-python's `Accumulator` protocol on a Python object.
 #[derive(Debug)]
 struct PyAccumulator {
-    instance: Py<PyAny>,
+    instance: Protocol,
     frame: Arc<UdfFrame>,
 }
 
@@ -347,7 +368,7 @@ impl Accumulator for PyAccumulator {
 /// datafusion-python's `WindowEvaluator` protocol on a Python object.
 #[derive(Debug)]
 struct PyEvaluator {
-    instance: Py<PyAny>,
+    instance: Protocol,
     frame: Arc<UdfFrame>,
 }
 

@@ -14,6 +14,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::MainInterpreterRuntime;
 use super::arrow::{from_pyarrow, to_pyarrow};
 use super::errors::{udf_contract, udf_raised};
+use super::interrupt::interruptible;
 
 /// Runs the row-wise UDF of `frame` over `args` (`rows` rows) in the main interpreter.
 pub fn invoke_rows(
@@ -29,20 +30,23 @@ pub fn invoke_rows(
         let columns = python_columns(py, args)
             .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
         let values = PyList::empty(py);
-        for row in 0..rows {
-            let row_args = columns
-                .iter()
-                .map(|column| column.get_item(row))
-                .collect::<PyResult<Vec<_>>>()
-                .and_then(|items| PyTuple::new(py, items))
-                .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
-            let value = func
-                .call1(row_args)
-                .map_err(|e| udf_raised(py, name, &format!("running on row {row}"), &e))?;
-            values
-                .append(value)
-                .map_err(|e| udf_raised(py, name, "collecting its results", &e))?;
-        }
+        interruptible(py, || -> Result<()> {
+            for row in 0..rows {
+                let row_args = columns
+                    .iter()
+                    .map(|column| column.get_item(row))
+                    .collect::<PyResult<Vec<_>>>()
+                    .and_then(|items| PyTuple::new(py, items))
+                    .map_err(|e| udf_raised(py, name, "converting its arguments", &e))?;
+                let value = func
+                    .call1(row_args)
+                    .map_err(|e| udf_raised(py, name, &format!("running on row {row}"), &e))?;
+                values
+                    .append(value)
+                    .map_err(|e| udf_raised(py, name, "collecting its results", &e))?;
+            }
+            Ok(())
+        })?;
         let pa = py
             .import("pyarrow")
             .map_err(|e| udf_raised(py, name, "importing pyarrow", &e))?;

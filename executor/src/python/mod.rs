@@ -4,6 +4,7 @@
 pub mod arrow;
 pub mod embed;
 pub mod errors;
+pub mod interrupt;
 pub mod main_lane;
 pub mod main_rows;
 pub mod runtime;

@@ -116,6 +116,7 @@ impl ExecutorRuntime {
             && let Some(pool) = self.pool()
         {
             let payload = frame.shared_payload();
+            let cancel = crate::cancellation::current();
             match pool.call_rows(
                 &sig.name,
                 frame.digest,
@@ -123,6 +124,7 @@ impl ExecutorRuntime {
                 &arrays,
                 rows,
                 sig.returns.data_type(),
+                cancel.as_deref(),
             ) {
                 Ok(array) => return Ok(ColumnarValue::Array(array)),
                 Err(RowsError::Failed(e)) => return Err(e),

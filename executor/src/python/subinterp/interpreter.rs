@@ -11,8 +11,11 @@
 //! - end: `PyEval_RestoreThread(tstate)` → drop our objects → `Py_EndInterpreter` (which
 //!   leaves no current thread state).
 
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +29,89 @@ use super::context::Context;
 use super::ffi_util::{Gil, PyObj, Raised, take_exception, unicode};
 use super::rows::run_rows;
 
+/// One UDF call, shared by its chunks: cancelling it skips the chunks not yet started.
+#[derive(Debug)]
+pub(super) struct Call {
+    /// Unique in the process (never 0, which means "no call" in [`Worker::running`]).
+    pub id: u64,
+    pub cancelled: AtomicBool,
+}
+
+impl Call {
+    pub(super) fn new() -> Arc<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Arc::new(Call {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            cancelled: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What other threads may know of a worker: its interpreter and the call it runs.
+#[derive(Debug, Default)]
+pub(super) struct Worker {
+    interpreter: AtomicPtr<ffi::PyInterpreterState>,
+    /// Id of the call whose rows the interpreter is running, 0 when idle.
+    running: AtomicU64,
+}
+
+unsafe extern "C" {
+    /// CPython's queue of calls an interpreter runs at its next eval-breaker check (what
+    /// signal handlers use). Internal but exported, with this signature in 3.12 and 3.13; it
+    /// may be called from any thread without holding any GIL.
+    fn _PyEval_AddPendingCall(
+        interp: *mut ffi::PyInterpreterState,
+        func: extern "C" fn(*mut c_void) -> c_int,
+        arg: *mut c_void,
+        flags: c_int,
+    ) -> c_int;
+}
+
+thread_local! {
+    /// On a worker thread: the id of the call being run (0: none).
+    static RUNNING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The message of the exception raised in a cancelled UDF.
+const CANCELLED: &std::ffi::CStr = c"pickleball: the job was cancelled";
+
+/// Runs on the worker thread, with its interpreter's GIL, when the interpreter next checks its
+/// eval breaker: raises `KeyboardInterrupt` if the worker still runs call `arg` (it may have
+/// moved on to another call since the request).
+extern "C" fn interrupt_if_running(arg: *mut c_void) -> c_int {
+    if RUNNING.with(Cell::get) != arg as u64 {
+        return 0;
+    }
+    // SAFETY: pending calls run with the interpreter's GIL held, on its thread.
+    unsafe { ffi::PyErr_SetString(ffi::PyExc_KeyboardInterrupt, CANCELLED.as_ptr()) };
+    -1
+}
+
+impl Worker {
+    /// Asks the interpreter to raise `KeyboardInterrupt` in the UDF it runs, if that is still
+    /// part of `call` when it notices (at the next bytecode boundary that checks for
+    /// interrupts; a blocking C call is not interrupted).
+    pub(super) fn interrupt(&self, call: &Call) {
+        let interp = self.interpreter.load(Ordering::Acquire);
+        if interp.is_null() || self.running.load(Ordering::Acquire) != call.id {
+            return;
+        }
+        // SAFETY: the interpreter lives as long as its worker thread, which ends it only after
+        // the pool's queue closes; the pool (which owns this worker) is alive while a call is
+        // in flight. The callback checks the call id on the worker thread itself.
+        let queued = unsafe {
+            _PyEval_AddPendingCall(interp, interrupt_if_running, call.id as *mut c_void, 0)
+        };
+        if queued != 0 {
+            log::warn!("could not interrupt a sub-interpreter: its pending-call queue is full");
+        }
+    }
+}
+
 /// A range of rows of one UDF call, for one interpreter.
 pub(super) struct Job {
+    /// The call this chunk belongs to.
+    pub call: Arc<Call>,
     /// The UDF's name, for messages.
     pub name: Arc<str>,
     /// The payload's cache key.
@@ -52,7 +136,12 @@ pub(super) type Queue = Arc<Mutex<Receiver<Job>>>;
 
 /// Creates the interpreter on the current thread, reports the outcome on `ready`, then serves
 /// jobs until the queue closes, and ends the interpreter. The body of a worker thread.
-pub(super) fn run_worker(sys_path: &[String], ready: Sender<Result<(), String>>, queue: Queue) {
+pub(super) fn run_worker(
+    sys_path: &[String],
+    ready: Sender<Result<(), String>>,
+    queue: Queue,
+    worker: Arc<Worker>,
+) {
     let mut interpreter = match Interpreter::create(sys_path) {
         Ok(interpreter) => interpreter,
         Err(message) => {
@@ -60,6 +149,9 @@ pub(super) fn run_worker(sys_path: &[String], ready: Sender<Result<(), String>>,
             return;
         }
     };
+    // SAFETY: `tstate` is a live thread state of the new interpreter.
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(interpreter.tstate) };
+    worker.interpreter.store(interp, Ordering::Release);
     let _ = ready.send(Ok(()));
     loop {
         // Hold the queue's lock only while waiting, not while working.
@@ -67,9 +159,24 @@ pub(super) fn run_worker(sys_path: &[String], ready: Sender<Result<(), String>>,
             Ok(job) => job,
             Err(_) => break,
         };
-        let result = interpreter.run(&job);
+        let result = if job.call.cancelled.load(Ordering::Acquire) {
+            Err(super::failed(format!(
+                "Python UDF '{}': the job was cancelled",
+                job.name
+            )))
+        } else {
+            worker.running.store(job.call.id, Ordering::Release);
+            RUNNING.with(|running| running.set(job.call.id));
+            let result = interpreter.run(&job);
+            RUNNING.with(|running| running.set(0));
+            worker.running.store(0, Ordering::Release);
+            result
+        };
         let _ = job.reply.send((job.chunk, result));
     }
+    worker
+        .interpreter
+        .store(std::ptr::null_mut(), Ordering::Release);
     interpreter.end();
 }
 

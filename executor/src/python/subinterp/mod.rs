@@ -25,9 +25,11 @@ mod to_python;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::mpsc::{self, Sender};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use datafusion::arrow::array::{Array, ArrayRef, new_empty_array};
 use datafusion::arrow::compute::concat;
@@ -35,7 +37,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DataFusionError, Result};
 use pyo3::prelude::*;
 
-use interpreter::{Job, Queue, run_worker};
+use crate::cancellation::CancelToken;
+use interpreter::{Call, Job, Queue, Worker, run_worker};
 
 /// Whether the non-nested type `data_type` converts to and from Python builtins, in both
 /// directions (arguments and results).
@@ -76,6 +79,9 @@ fn converts_scalar(data_type: &DataType) -> bool {
 /// Rows below which a call is not split further: handing a chunk to another interpreter
 /// costs a few microseconds, about as much as running a few dozen rows.
 const MIN_ROWS_PER_CHUNK: usize = 256;
+
+/// How often a call waiting for its chunks looks at its cancellation token.
+const CANCEL_CHECK: Duration = Duration::from_millis(20);
 
 /// Why [`SubInterpreterPool::call_rows`] produced no array.
 #[derive(Debug)]
@@ -118,7 +124,7 @@ pub struct SubInterpreterPool {
     size: usize,
     /// The shared job queue; `None` once shut down.
     sender: Option<Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Vec<(JoinHandle<()>, Arc<Worker>)>,
     /// Digests whose payloads could not load in a sub-interpreter, with the reason.
     refused: Mutex<HashMap<[u8; 32], String>>,
 }
@@ -228,6 +234,10 @@ impl SubInterpreterPool {
     /// contiguous chunks across the interpreters and reassembling the results in order.
     /// `payload` is `cloudpickle.dumps(func)`; `digest` identifies it (each interpreter
     /// unpickles a digest once and keeps the function). Returns an array of `return_type`.
+    ///
+    /// When `cancel` fires, the call returns at once with an error; its chunks not yet started
+    /// are skipped and the interpreters running the others are interrupted.
+    #[allow(clippy::too_many_arguments)]
     pub fn call_rows(
         &self,
         name: &str,
@@ -236,6 +246,7 @@ impl SubInterpreterPool {
         args: &[ArrayRef],
         num_rows: usize,
         return_type: &DataType,
+        cancel: Option<&CancelToken>,
     ) -> Result<ArrayRef, RowsError> {
         let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(reason) = refused.get(&digest) {
@@ -256,8 +267,10 @@ impl SubInterpreterPool {
         let shared_args: Arc<[ArrayRef]> = args.iter().cloned().collect();
         let name_arc: Arc<str> = name.into();
         let return_type_arc = Arc::new(return_type.clone());
+        let call = Call::new();
         for (chunk, rows) in chunks.iter().enumerate() {
             let job = Job {
+                call: Arc::clone(&call),
                 name: Arc::clone(&name_arc),
                 digest,
                 payload: Arc::clone(payload),
@@ -276,11 +289,39 @@ impl SubInterpreterPool {
         drop(reply);
         let mut outcomes: Vec<Option<Result<ArrayRef, RowsError>>> =
             chunks.iter().map(|_| None).collect();
-        // Ends early only if a worker died without replying (its sender is then dropped).
-        for (chunk, outcome) in results.iter().take(chunks.len()) {
-            outcomes[chunk] = Some(outcome);
+        let mut received = 0;
+        while received < chunks.len() {
+            let next = match cancel {
+                None => results.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(_) => results.recv_timeout(CANCEL_CHECK),
+            };
+            match next {
+                Ok((chunk, outcome)) => {
+                    outcomes[chunk] = Some(outcome);
+                    received += 1;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if cancel.is_some_and(CancelToken::is_cancelled) {
+                        return Err(self.cancel_call(name, &call));
+                    }
+                }
+                // A worker died without replying (its sender is then dropped).
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
         }
         self.assemble(name, digest, outcomes)
+    }
+
+    /// Skips the chunks of `call` not started yet and interrupts those running; the
+    /// interpreters then serve the next calls. Their late replies go nowhere.
+    fn cancel_call(&self, name: &str, call: &Call) -> RowsError {
+        call.cancelled.store(true, Ordering::Release);
+        for (_, worker) in &self.workers {
+            worker.interrupt(call);
+        }
+        failed(format!(
+            "Python UDF '{name}': the job was cancelled; its Python code was interrupted"
+        ))
     }
 
     /// The chunks' arrays in order, or the call's error: LoadRefused if any chunk was
@@ -334,8 +375,8 @@ impl SubInterpreterPool {
     pub fn shutdown(&mut self) {
         // Closing the queue makes each worker end its interpreter and return.
         self.sender = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        for (thread, _) in self.workers.drain(..) {
+            let _ = thread.join();
         }
     }
 }
@@ -351,18 +392,24 @@ fn failed(message: String) -> RowsError {
 }
 
 /// Starts worker `index` and waits until its interpreter exists (or failed to start).
-fn spawn_worker(index: usize, sys_path: &Arc<[String]>, queue: &Queue) -> Result<JoinHandle<()>> {
+fn spawn_worker(
+    index: usize,
+    sys_path: &Arc<[String]>,
+    queue: &Queue,
+) -> Result<(JoinHandle<()>, Arc<Worker>)> {
     let (ready, started) = mpsc::channel();
     let sys_path = Arc::clone(sys_path);
     let queue = Arc::clone(queue);
+    let worker = Arc::new(Worker::default());
+    let shared = Arc::clone(&worker);
     let handle = std::thread::Builder::new()
         .name(format!("pickleball-subinterpreter-{index}"))
-        .spawn(move || run_worker(&sys_path, ready, queue))
+        .spawn(move || run_worker(&sys_path, ready, queue, shared))
         .map_err(|e| {
             DataFusionError::Execution(format!("starting a sub-interpreter thread: {e}"))
         })?;
     match started.recv() {
-        Ok(Ok(())) => Ok(handle),
+        Ok(Ok(())) => Ok((handle, worker)),
         Ok(Err(message)) => {
             let _ = handle.join();
             Err(DataFusionError::Execution(format!(

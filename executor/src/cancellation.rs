@@ -1,0 +1,548 @@
+//! Stopping the Python code of a task whose job has ended.
+//!
+//! Ballista cancels a task by aborting its future, which takes effect only at the task's next
+//! `.await`. A Python UDF runs synchronously inside one poll, so a UDF that loops forever is
+//! never reached; and pull-staged executors (standalone) get no cancellation at all. So every
+//! task gets a [`CancelToken`], and while the task runs a watcher asks the scheduler about its
+//! job every [`WATCH_INTERVAL`]: once the job is no longer queued or running (cancelled,
+//! failed elsewhere, or gone), the token fires. The sub-interpreter pool then stops handing
+//! out the call's rows and interrupts the interpreters running them, and the main interpreter
+//! raises `KeyboardInterrupt` in the thread running the UDF (see `python::interrupt`).
+//!
+//! How a UDF finds its task's token: DataFusion and Ballista run a task's operators on tasks
+//! they spawn, so nothing flows from the task's future to the UDF call. Two links exist:
+//! - Ballista makes a fresh session config for each task ([`mark_task`] gives it a
+//!   [`TaskMarker`] id and a token), and decoded scalar UDF expressions keep that config's
+//!   options, which reach every call (`ScalarFunctionArgs::config_options`). Works with
+//!   push- and pull-staged scheduling, for scalar UDFs.
+//! - Pull-staged executors decode a task's plan and create its stage executor one right after
+//!   the other on one thread: UDFs decoded there are bound to a token waiting in a
+//!   thread-local ([`TaskBound`]). This also reaches aggregate and window UDFs, whose
+//!   accumulators and evaluators see no config.
+//!
+//! [`CancellingEngine`] fires both tokens of a task; each call of a bound UDF makes its token
+//! the thread's [`current`] one while it runs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ballista_core::JobId;
+use ballista_core::serde::protobuf::job_status::Status;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use ballista_core::serde::protobuf::{GetJobStatusParams, ShuffleWritePartition, TaskColumnStats};
+use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
+use datafusion::common::config::{ConfigExtension, ConfigOptions};
+use datafusion::common::{Result, extensions_options};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::function::{AccumulatorArgs, PartitionEvaluatorArgs};
+use datafusion::logical_expr::{
+    Accumulator, ColumnarValue, PartitionEvaluator, ScalarFunctionArgs,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::metrics::MetricsSet;
+use datafusion::prelude::SessionConfig;
+use pickleball_codec::udf::{PythonRuntime, UdfFrame};
+use tokio::task::JoinHandle;
+
+/// How often a running task's job is looked up on the scheduler.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Fires once, when the job of the current task has ended; Python code running for the task
+/// registers what stops it.
+#[derive(Default)]
+pub struct CancelToken {
+    cancelled: AtomicBool,
+    hooks: Mutex<Vec<(u64, Hook)>>,
+    next_hook: AtomicU64,
+}
+
+impl fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    /// Whether the token has fired.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Fires the token: runs every registered hook once, on this thread (hooks may block
+    /// briefly, e.g. to take the GIL, so call this off async worker threads).
+    pub fn cancel(&self) {
+        if self.cancelled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Run the hooks without the lock, so a hook's owner can deregister concurrently.
+        let hooks = std::mem::take(&mut *self.hooks.lock().unwrap_or_else(|e| e.into_inner()));
+        for (_, hook) in hooks {
+            hook();
+        }
+    }
+
+    /// Runs `hook` when the token fires (at once if it has). The hook stays registered until
+    /// the returned guard drops.
+    pub fn on_cancel(&self, hook: impl FnOnce() + Send + 'static) -> HookGuard<'_> {
+        let id = self.next_hook.fetch_add(1, Ordering::Relaxed);
+        let mut hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_cancelled() {
+            drop(hooks);
+            hook();
+        } else {
+            hooks.push((id, Box::new(hook)));
+        }
+        HookGuard { token: self, id }
+    }
+}
+
+/// Deregisters a hook of [`CancelToken::on_cancel`] when dropped.
+#[derive(Debug)]
+pub struct HookGuard<'a> {
+    token: &'a CancelToken,
+    id: u64,
+}
+
+impl Drop for HookGuard<'_> {
+    fn drop(&mut self) {
+        self.token
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+thread_local! {
+    /// The token of the UDF call running on this thread.
+    static CURRENT: RefCell<Option<Arc<CancelToken>>> = const { RefCell::new(None) };
+    /// The token of the task whose plan this thread is decoding.
+    static DECODING: RefCell<Option<Arc<CancelToken>>> = const { RefCell::new(None) };
+}
+
+/// The token of the UDF call running on this thread, if its UDF is bound to a task.
+pub fn current() -> Option<Arc<CancelToken>> {
+    CURRENT.with(|current| current.borrow().clone())
+}
+
+/// Runs `f` with `token` as this thread's [`current`] token (the previous one is restored).
+pub fn with_current<T>(token: Option<&Arc<CancelToken>>, f: impl FnOnce() -> T) -> T {
+    let previous = CURRENT.with(|current| current.replace(token.cloned()));
+    struct Restore(Option<Arc<CancelToken>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            CURRENT.with(|current| *current.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    f()
+}
+
+/// The token of the task whose plan this thread decodes (created by the first UDF decoded).
+fn decoding_token() -> Arc<CancelToken> {
+    DECODING.with(|slot| Arc::clone(slot.borrow_mut().get_or_insert_with(Arc::default)))
+}
+
+/// Takes the token of the plan just decoded on this thread (a fresh one if it has no UDFs).
+fn take_decoding_token() -> Arc<CancelToken> {
+    DECODING
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_default()
+}
+
+extensions_options! {
+    /// Identifies the task a session config was made for (executors only; see the module
+    /// documentation).
+    pub struct TaskMarker {
+        /// Key of the task's token in the registry of [`mark_task`]; 0 for none.
+        pub id: u64, default = 0
+    }
+}
+
+impl ConfigExtension for TaskMarker {
+    const PREFIX: &'static str = "pickleball_task";
+}
+
+/// Tokens of marked task configs, by marker id, with their creation time.
+type Marked = HashMap<u64, (Instant, Arc<CancelToken>)>;
+static MARKED: std::sync::LazyLock<Mutex<Marked>> = std::sync::LazyLock::new(Mutex::default);
+
+/// Markers unclaimed this long are dropped (configs made for something other than a task).
+const UNCLAIMED: Duration = Duration::from_secs(600);
+
+/// `config` with a fresh [`TaskMarker`] and its token: the executor's config producer, which
+/// Ballista calls once per task.
+pub fn mark_task(config: SessionConfig) -> SessionConfig {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut marked = MARKED.lock().unwrap_or_else(|e| e.into_inner());
+    marked.retain(|_, (made, token)| made.elapsed() < UNCLAIMED || Arc::strong_count(token) > 1);
+    marked.insert(id, (Instant::now(), Arc::default()));
+    config.with_option_extension(TaskMarker { id })
+}
+
+/// The token of the task whose config `options` belong to.
+fn marked_token(options: &ConfigOptions) -> Option<Arc<CancelToken>> {
+    let id = options.extensions.get::<TaskMarker>()?.id;
+    let marked = MARKED.lock().unwrap_or_else(|e| e.into_inner());
+    marked.get(&id).map(|(_, token)| Arc::clone(token))
+}
+
+/// Forgets the marker of a finished task.
+struct Unmark(Option<u64>);
+
+impl Drop for Unmark {
+    fn drop(&mut self) {
+        if let Some(id) = self.0 {
+            MARKED.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+}
+
+/// An executor's Python runtime whose decoded UDFs are bound to their task's token.
+#[derive(Debug)]
+pub struct BindsTasks(pub Arc<dyn PythonRuntime>);
+
+impl PythonRuntime for BindsTasks {
+    fn invoke_scalar(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: ScalarFunctionArgs,
+    ) -> Result<ColumnarValue> {
+        self.0.invoke_scalar(frame, args)
+    }
+
+    fn accumulator(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn Accumulator>> {
+        self.0.accumulator(frame, args)
+    }
+
+    fn partition_evaluator(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        self.0.partition_evaluator(frame, args)
+    }
+
+    fn for_decoded_task(&self) -> Option<Arc<dyn PythonRuntime>> {
+        Some(Arc::new(TaskBound {
+            inner: Arc::clone(&self.0),
+            token: decoding_token(),
+        }))
+    }
+}
+
+/// A runtime whose calls run with their task's token as the [`current`] one. Accumulators and
+/// evaluators keep the token they were created with.
+#[derive(Debug)]
+struct TaskBound {
+    inner: Arc<dyn PythonRuntime>,
+    token: Arc<CancelToken>,
+}
+
+impl PythonRuntime for TaskBound {
+    fn invoke_scalar(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: ScalarFunctionArgs,
+    ) -> Result<ColumnarValue> {
+        let token = marked_token(&args.config_options).unwrap_or_else(|| Arc::clone(&self.token));
+        with_current(Some(&token), || self.inner.invoke_scalar(frame, args))
+    }
+
+    fn accumulator(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn Accumulator>> {
+        with_current(Some(&self.token), || self.inner.accumulator(frame, args))
+    }
+
+    fn partition_evaluator(
+        &self,
+        frame: &Arc<UdfFrame>,
+        args: PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        with_current(Some(&self.token), || {
+            self.inner.partition_evaluator(frame, args)
+        })
+    }
+}
+
+/// A Ballista execution engine whose tasks carry a [`CancelToken`] fired when their job ends
+/// on the scheduler; stages are otherwise `inner`'s.
+pub struct CancellingEngine {
+    inner: Arc<dyn ExecutionEngine>,
+    scheduler: String,
+}
+
+impl CancellingEngine {
+    /// Wraps `inner`; jobs are looked up on the scheduler at `scheduler_url`
+    /// (`http://host:port`).
+    pub fn new(inner: Arc<dyn ExecutionEngine>, scheduler_url: impl Into<String>) -> Self {
+        Self {
+            inner,
+            scheduler: scheduler_url.into(),
+        }
+    }
+}
+
+impl fmt::Debug for CancellingEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancellingEngine")
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExecutionEngine for CancellingEngine {
+    fn create_query_stage_exec(
+        &self,
+        job_id: JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> Result<Arc<dyn QueryStageExecutor>> {
+        let mut tokens = vec![take_decoding_token()];
+        let marker = config
+            .options()
+            .extensions
+            .get::<TaskMarker>()
+            .map(|m| m.id);
+        tokens.extend(marked_token(config.options()));
+        let inner = self.inner.create_query_stage_exec(
+            job_id.clone(),
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            plan,
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(CancellingStage {
+            inner,
+            tokens,
+            marker,
+            job_id,
+            scheduler: self.scheduler.clone(),
+        }))
+    }
+}
+
+/// A query stage run with a [`CancelToken`] and a watcher of its job.
+#[derive(Debug)]
+struct CancellingStage {
+    inner: Arc<dyn QueryStageExecutor>,
+    /// Fired together when the job ends (see the module documentation).
+    tokens: Vec<Arc<CancelToken>>,
+    marker: Option<u64>,
+    job_id: JobId,
+    scheduler: String,
+}
+
+impl fmt::Display for CancellingStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// Aborts the watcher when the task ends, however it ends (its future may be dropped).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Fires the tokens when dropped armed, i.e. when the task's future is dropped unfinished.
+struct CancelOnDrop(Option<Vec<Arc<CancelToken>>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(tokens) = self.0.take() {
+            fire(tokens);
+        }
+    }
+}
+
+/// Fires `tokens` off the async worker threads (hooks may wait for the GIL).
+fn fire(tokens: Vec<Arc<CancelToken>>) {
+    let cancel = move || tokens.iter().for_each(|token| token.cancel());
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn_blocking(cancel)),
+        Err(_) => cancel(),
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryStageExecutor for CancellingStage {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<ShuffleWritePartition>> {
+        let _unmark = Unmark(self.marker);
+        let _watcher = AbortOnDrop(tokio::spawn(watch_job(
+            self.scheduler.clone(),
+            self.job_id.to_string(),
+            self.tokens.clone(),
+        )));
+        // Ballista aborts a cancelled task's future (push-staged executors): this drops it,
+        // while the operators it spawned may still be running Python.
+        let mut aborted = CancelOnDrop(Some(self.tokens.clone()));
+        let result = self.inner.execute_query_stage(task_id, context).await;
+        aborted.0 = None;
+        result
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
+        self.inner.collect_plan_metrics()
+    }
+
+    fn collect_runtime_stats_reports(
+        &self,
+    ) -> Vec<ballista_core::serde::protobuf::RuntimeStatsReport> {
+        self.inner.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(
+        &self,
+    ) -> Result<Vec<ballista_core::serde::protobuf::WindowStateReport>> {
+        self.inner.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<TaskColumnStats> {
+        self.inner.collect_column_stats()
+    }
+}
+
+/// Fires `tokens` once the scheduler says `job_id` is neither queued nor running. An
+/// unreachable scheduler is not a reason: the task goes on and the watcher asks again.
+async fn watch_job(scheduler: String, job_id: String, tokens: Vec<Arc<CancelToken>>) {
+    let mut client = None;
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if client.is_none() {
+            client = SchedulerGrpcClient::connect(scheduler.clone()).await.ok();
+        }
+        let Some(connected) = client.as_mut() else {
+            continue;
+        };
+        let reply = connected
+            .get_job_status(GetJobStatusParams {
+                job_id: job_id.clone(),
+            })
+            .await;
+        let status = match reply {
+            Ok(reply) => reply.into_inner().status.and_then(|s| s.status),
+            Err(e) => {
+                log::debug!("looking up job {job_id} on the scheduler: {e}");
+                client = None;
+                continue;
+            }
+        };
+        if !matches!(status, Some(Status::Queued(_) | Status::Running(_))) {
+            log::info!("job {job_id} has ended on the scheduler; stopping its Python UDFs");
+            // Hooks may take the GIL: not on an async worker thread.
+            fire(tokens);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn hooks_run_once_and_only_while_registered() {
+        let token = CancelToken::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let kept = {
+            let runs = Arc::clone(&runs);
+            token.on_cancel(move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let removed = {
+            let runs = Arc::clone(&runs);
+            token.on_cancel(move || {
+                runs.fetch_add(10, Ordering::SeqCst);
+            })
+        };
+        drop(removed);
+        assert!(!token.is_cancelled());
+        token.cancel();
+        token.cancel();
+        assert!(token.is_cancelled());
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        drop(kept);
+        // Registered after firing: runs at once.
+        let late = Arc::clone(&runs);
+        let _guard = token.on_cancel(move || {
+            late.fetch_add(100, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 101);
+    }
+
+    #[test]
+    fn the_current_token_is_scoped_to_the_call() {
+        assert!(current().is_none());
+        let token = Arc::new(CancelToken::default());
+        let seen = with_current(Some(&token), || {
+            let inner = with_current(None, current);
+            (current(), inner)
+        });
+        assert!(Arc::ptr_eq(
+            &seen.0.expect("a token inside the scope"),
+            &token
+        ));
+        assert!(seen.1.is_none());
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn marked_configs_carry_their_token() {
+        let config = mark_task(SessionConfig::new());
+        let token = marked_token(config.options()).expect("a marked config has a token");
+        let again = marked_token(config.clone().options()).expect("clones keep the marker");
+        assert!(Arc::ptr_eq(&token, &again));
+        let other = mark_task(SessionConfig::new());
+        assert!(!Arc::ptr_eq(
+            &token,
+            &marked_token(other.options()).unwrap()
+        ));
+        assert!(marked_token(SessionConfig::new().options()).is_none());
+        let id = config.options().extensions.get::<TaskMarker>().unwrap().id;
+        drop(Unmark(Some(id)));
+        assert!(marked_token(config.options()).is_none());
+    }
+
+    #[test]
+    fn a_decoded_plan_hands_its_token_to_its_task() {
+        let first = decoding_token();
+        assert!(Arc::ptr_eq(&first, &decoding_token()));
+        assert!(Arc::ptr_eq(&first, &take_decoding_token()));
+        // The next plan gets a token of its own.
+        assert!(!Arc::ptr_eq(&first, &decoding_token()));
+        take_decoding_token();
+    }
+}
