@@ -23,6 +23,7 @@ use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Fields, Float16Type, Float64Type, Int8Type, Int32Type,
     TimeUnit, UInt8Type,
 };
+use pickleball_executor::cancellation::CancelToken;
 use pickleball_executor::python::subinterp::{RowsError, SubInterpreterPool};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -130,6 +131,19 @@ fn worker_threads() -> usize {
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
         .filter(|name| name.starts_with("pickleball-sub"))
         .count()
+}
+
+/// [`worker_threads`] once it equals `expected`, or after 5 s. A joined thread can stay listed
+/// in `/proc/self/task` for a moment: the kernel wakes the joiner before it removes the task.
+fn worker_threads_settled_at(expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let count = worker_threads();
+        if count == expected || std::time::Instant::now() > deadline {
+            return count;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn arc(array: impl Array + 'static) -> ArrayRef {
@@ -651,7 +665,7 @@ fn many_batches_on_pools_started_and_stopped_in_turn() {
         }
         pool.shutdown();
         assert_eq!(
-            worker_threads(),
+            worker_threads_settled_at(before),
             before,
             "pool of {size} left threads behind"
         );
@@ -1062,6 +1076,85 @@ fn concurrent_callers_share_the_pool() {
             });
         }
     });
+}
+
+/// A UDF that never returns, on every interpreter of the pool: cancelling its call returns at
+/// once, interrupts the Python code (KeyboardInterrupt at the next bytecode boundary), skips
+/// the chunks not started, and leaves every interpreter serving the next call.
+#[test]
+fn cancelling_a_call_interrupts_its_udf_and_frees_the_interpreters() {
+    let _serial = serial();
+    let (digest, bytes) = lambda("lambda x: any(False for _ in iter(int, 1))");
+    // Six chunks for three interpreters: three run, three wait in the queue.
+    let rows = 6 * 300;
+    let input = arc(Int64Array::from_iter_values(0..rows as i64));
+    let token = Arc::new(CancelToken::default());
+    let started = std::time::Instant::now();
+    let error = std::thread::scope(|scope| {
+        let canceller = Arc::clone(&token);
+        scope.spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            canceller.cancel();
+        });
+        pool()
+            .call_rows(
+                "forever",
+                digest,
+                &bytes,
+                &[input],
+                rows,
+                &DataType::Boolean,
+                Some(&token),
+            )
+            .expect_err("a cancelled call fails")
+            .to_string()
+    });
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.contains("'forever'") && error.contains("cancelled"),
+        "{error}"
+    );
+    // Every interpreter must be free again: calls with one chunk per interpreter (a stuck
+    // interpreter would hang them, so they run on a thread given 30 s).
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..2 {
+            let input = arc(Int64Array::from_iter_values(0..900));
+            let output = run("lambda x: x + 1", &[input], &DataType::Int64);
+            let output = output.as_any().downcast_ref::<Int64Array>().unwrap();
+            assert_eq!(output.value(899), 900);
+        }
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the interpreters serve the next calls");
+    // A token that never fires changes nothing.
+    let quiet = CancelToken::default();
+    let (digest, bytes) = lambda("lambda x: x * 2");
+    let output = pool()
+        .call_rows(
+            "double",
+            digest,
+            &bytes,
+            &[arc(Int64Array::from_iter_values(0..1000))],
+            1000,
+            &DataType::Int64,
+            Some(&quiet),
+        )
+        .unwrap();
+    assert_eq!(
+        output
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(999),
+        1998
+    );
 }
 
 /// Starting and stopping pools in a fresh process, where no sub-interpreter ran before: the

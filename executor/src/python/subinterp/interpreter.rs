@@ -93,7 +93,7 @@ impl Worker {
     /// interrupts; a blocking C call is not interrupted).
     pub(super) fn interrupt(&self, call: &Call) {
         let interp = self.interpreter.load(Ordering::Acquire);
-        if interp.is_null() || self.running.load(Ordering::Acquire) != call.id {
+        if interp.is_null() || self.running.load(Ordering::SeqCst) != call.id {
             return;
         }
         // SAFETY: the interpreter lives as long as its worker thread, which ends it only after
@@ -159,19 +159,21 @@ pub(super) fn run_worker(
             Ok(job) => job,
             Err(_) => break,
         };
-        let result = if job.call.cancelled.load(Ordering::Acquire) {
+        // Announce the call before checking whether it was cancelled, while the canceller
+        // marks it cancelled before looking at what runs (all SeqCst): at least one of the
+        // two sees the other, so a chunk is either skipped or interrupted, never missed.
+        worker.running.store(job.call.id, Ordering::SeqCst);
+        RUNNING.with(|running| running.set(job.call.id));
+        let result = if job.call.cancelled.load(Ordering::SeqCst) {
             Err(super::failed(format!(
                 "Python UDF '{}': the job was cancelled",
                 job.name
             )))
         } else {
-            worker.running.store(job.call.id, Ordering::Release);
-            RUNNING.with(|running| running.set(job.call.id));
-            let result = interpreter.run(&job);
-            RUNNING.with(|running| running.set(0));
-            worker.running.store(0, Ordering::Release);
-            result
+            interpreter.run(&job)
         };
+        RUNNING.with(|running| running.set(0));
+        worker.running.store(0, Ordering::SeqCst);
         let _ = job.reply.send((job.chunk, result));
     }
     worker

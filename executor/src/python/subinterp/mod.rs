@@ -315,7 +315,8 @@ impl SubInterpreterPool {
     /// Skips the chunks of `call` not started yet and interrupts those running; the
     /// interpreters then serve the next calls. Their late replies go nowhere.
     fn cancel_call(&self, name: &str, call: &Call) -> RowsError {
-        call.cancelled.store(true, Ordering::Release);
+        // SeqCst: pairs with the worker's announce-then-check (see `run_worker`).
+        call.cancelled.store(true, Ordering::SeqCst);
         for (_, worker) in &self.workers {
             worker.interrupt(call);
         }
