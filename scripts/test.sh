@@ -19,7 +19,7 @@ if [ "$which" = all ] || [ "$which" = python ]; then
   printf '\n== Python tests\n'
   start=$SECONDS
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/python \
-    --doctest-modules python-client/python/pickleball --timeout=600 || status=1
+    --doctest-modules python-client/python/pickleball --timeout=600 --timeout-method=thread || status=1
   echo "Python tests: $((SECONDS - start)) s"
 fi
 exit $status

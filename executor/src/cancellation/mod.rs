@@ -3,11 +3,12 @@
 //! Ballista cancels a task by aborting its future, which takes effect only at the task's next
 //! `.await`. A Python UDF runs synchronously inside one poll, so a UDF that loops forever is
 //! never reached; and pull-staged executors (standalone) get no cancellation at all. So every
-//! task gets a [`CancelToken`], and while the task runs a watcher asks the scheduler about its
-//! job every [`WATCH_INTERVAL`]: once the job is no longer queued or running (cancelled,
-//! failed elsewhere, or gone), the token fires. The sub-interpreter pool then stops handing
-//! out the call's rows and interrupts the interpreters running them, and the main interpreter
-//! raises `KeyboardInterrupt` in the thread running the UDF (see `python::interrupt`).
+//! task gets a [`CancelToken`], and while the task runs a watcher thread asks the scheduler
+//! about its job every [`WATCH_INTERVAL`] (see `watcher`): once the job is no longer queued
+//! or running (cancelled, failed elsewhere, or gone), the token fires. The sub-interpreter
+//! pool then stops handing out the call's rows and interrupts the interpreters running them,
+//! and the main interpreter raises `KeyboardInterrupt` in the thread running the UDF (see
+//! `python::interrupt`).
 //!
 //! How a UDF finds its task's token: DataFusion and Ballista run a task's operators on tasks
 //! they spawn, so nothing flows from the task's future to the UDF call. Two links exist:
@@ -23,6 +24,10 @@
 //! [`CancellingEngine`] fires both tokens of a task; each call of a bound UDF makes its token
 //! the thread's [`current`] one while it runs.
 
+mod watcher;
+
+pub use watcher::WATCH_INTERVAL;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -31,9 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ballista_core::JobId;
-use ballista_core::serde::protobuf::job_status::Status;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use ballista_core::serde::protobuf::{GetJobStatusParams, ShuffleWritePartition, TaskColumnStats};
+use ballista_core::serde::protobuf::{ShuffleWritePartition, TaskColumnStats};
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
 use datafusion::common::config::{ConfigExtension, ConfigOptions};
 use datafusion::common::{Result, extensions_options};
@@ -46,10 +49,6 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::SessionConfig;
 use pickleball_codec::udf::{PythonRuntime, UdfFrame};
-use tokio::task::JoinHandle;
-
-/// How often a running task's job is looked up on the scheduler.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 type Hook = Box<dyn FnOnce() + Send>;
 
@@ -362,32 +361,14 @@ impl fmt::Display for CancellingStage {
     }
 }
 
-/// Aborts the watcher when the task ends, however it ends (its future may be dropped).
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Fires the tokens when dropped armed, i.e. when the task's future is dropped unfinished.
 struct CancelOnDrop(Option<Vec<Arc<CancelToken>>>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(tokens) = self.0.take() {
-            fire(tokens);
+            watcher::fire_elsewhere(tokens);
         }
-    }
-}
-
-/// Fires `tokens` off the async worker threads (hooks may wait for the GIL).
-fn fire(tokens: Vec<Arc<CancelToken>>) {
-    let cancel = move || tokens.iter().for_each(|token| token.cancel());
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn_blocking(cancel)),
-        Err(_) => cancel(),
     }
 }
 
@@ -399,11 +380,11 @@ impl QueryStageExecutor for CancellingStage {
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
         let _unmark = Unmark(self.marker);
-        let _watcher = AbortOnDrop(tokio::spawn(watch_job(
+        let _watched = watcher::watch(
             self.scheduler.clone(),
             self.job_id.to_string(),
             self.tokens.clone(),
-        )));
+        );
         // Ballista aborts a cancelled task's future (push-staged executors): this drops it,
         // while the operators it spawned may still be running Python.
         let mut aborted = CancelOnDrop(Some(self.tokens.clone()));
@@ -430,40 +411,6 @@ impl QueryStageExecutor for CancellingStage {
 
     fn collect_column_stats(&self) -> Vec<TaskColumnStats> {
         self.inner.collect_column_stats()
-    }
-}
-
-/// Fires `tokens` once the scheduler says `job_id` is neither queued nor running. An
-/// unreachable scheduler is not a reason: the task goes on and the watcher asks again.
-async fn watch_job(scheduler: String, job_id: String, tokens: Vec<Arc<CancelToken>>) {
-    let mut client = None;
-    loop {
-        tokio::time::sleep(WATCH_INTERVAL).await;
-        if client.is_none() {
-            client = SchedulerGrpcClient::connect(scheduler.clone()).await.ok();
-        }
-        let Some(connected) = client.as_mut() else {
-            continue;
-        };
-        let reply = connected
-            .get_job_status(GetJobStatusParams {
-                job_id: job_id.clone(),
-            })
-            .await;
-        let status = match reply {
-            Ok(reply) => reply.into_inner().status.and_then(|s| s.status),
-            Err(e) => {
-                log::debug!("looking up job {job_id} on the scheduler: {e}");
-                client = None;
-                continue;
-            }
-        };
-        if !matches!(status, Some(Status::Queued(_) | Status::Running(_))) {
-            log::info!("job {job_id} has ended on the scheduler; stopping its Python UDFs");
-            // Hooks may take the GIL: not on an async worker thread.
-            fire(tokens);
-            return;
-        }
     }
 }
 

@@ -1,0 +1,158 @@
+"""Cancelling a job stops its Python UDFs, even one that never returns (issue 4).
+
+A job is cancelled through the scheduler's REST API (``PATCH /api/job/{id}``, Ballista's own
+way). The UDF loops forever on every lane: on the own-GIL sub-interpreters and in the main
+interpreter, and as a stock datafusion-python (pyarrow) UDF. The client must see the job fail
+within seconds, and the same executors must then run the next jobs, on every sub-interpreter.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from conftest import http_json
+from datafusion import col, udf
+
+import pickleball
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _jobs(port: int) -> dict[str, str]:
+    """Job id -> status of every job the scheduler knows."""
+    return {job["job_id"]: job["status"] for job in http_json(port, "/api/jobs")}  # type: ignore[union-attr,index]
+
+
+def _cancel(port: int, job_id: str) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/job/{job_id}", method="PATCH")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        json.load(response)
+        return response.status
+
+
+def _make_udf(kind: str) -> Callable[..., Any]:
+    """A UDF named ``forever`` that never returns (defined here, so it is pickled by value)."""
+
+    def forever_rows(x: int) -> int:
+        while True:
+            x += 1
+
+    def forever_arrays(x: pa.Array) -> pa.Array:
+        n = 0
+        while True:
+            n += 1
+
+    if kind == "stock-pyarrow":
+        return udf(forever_arrays, [pa.int64()], pa.int64(), "volatile", name="forever")
+    lane = "main" if kind == "rows-main" else "subinterpreter"
+    return pickleball.udf(
+        forever_rows, input_types=[pa.int64()], return_type=pa.int64(), name="forever", lane=lane
+    )
+
+
+@pytest.mark.parametrize("kind", ["rows-subinterpreter", "rows-main", "stock-pyarrow"])
+def test_cancelling_a_job_interrupts_a_udf_that_never_returns(cluster_url: str, kind: str) -> None:
+    port = _port(cluster_url)
+    ctx = pickleball.connect(cluster_url)
+    before = set(_jobs(port))
+    # One task of 2,000 rows; row-wise, its rows are split across both sub-interpreters.
+    table = pa.table({"x": pa.array(range(2_000), pa.int64())})
+    df = ctx.from_arrow(table).select(_make_udf(kind)(col("x")).alias("y"))
+
+    outcome: dict[str, BaseException | None] = {}
+
+    def collect() -> None:
+        try:
+            df.collect()
+            outcome["error"] = None
+        except BaseException as e:
+            outcome["error"] = e
+
+    runner = threading.Thread(target=collect, daemon=True)
+    runner.start()
+    job_id = _wait_for_new_running_job(port, before)
+    time.sleep(0.5)  # let the UDF get stuck in its loop
+
+    assert _cancel(port, job_id) == 200
+    cancelled_at = time.monotonic()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "collect() still waits 30 s after the job was cancelled"
+    assert time.monotonic() - cancelled_at < 15
+    assert isinstance(outcome["error"], Exception), outcome
+    assert "cancel" in str(outcome["error"]).lower(), outcome["error"]
+
+    _assert_executors_recovered(ctx, table)
+    assert _final_status(port, job_id) == "Failed"
+
+
+def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str) -> None:
+    port = _port(cluster_url)
+    ctx = pickleball.connect(cluster_url)
+    before = set(_jobs(port))
+    table = pa.table({"x": pa.array(range(2_000), pa.int64())})
+    df = ctx.from_arrow(table).select(_make_udf("rows-subinterpreter")(col("x")).alias("y"))
+
+    seen: dict[str, str] = {}
+
+    def press_ctrl_c() -> None:
+        # What Ctrl-C does: SIGINT, handled by the main thread, which waits in collect().
+        seen["job"] = _wait_for_new_running_job(port, before)
+        time.sleep(0.5)
+        _thread.interrupt_main()
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        df.collect()
+    presser.join(timeout=5)
+    assert _final_status(port, seen["job"]) == "Failed"
+    assert [job_id for job_id in _jobs(port) if job_id not in before] == [seen["job"]]
+    _assert_executors_recovered(ctx, table)
+
+
+def _final_status(port: int, job_id: str) -> str | None:
+    """The job's status once it has ended (``None``: not listed within 10 s).
+
+    Right after a cancellation the scheduler may briefly list the job nowhere, until it has
+    stored the job's final state.
+    """
+    deadline = time.monotonic() + 10
+    while True:
+        status = _jobs(port).get(job_id)
+        if status not in (None, "Queued", "Running") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def _wait_for_new_running_job(port: int, before: set[str]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        running = [j for j, s in _jobs(port).items() if j not in before and s == "Running"]
+        if running:
+            return running[0]
+        time.sleep(0.05)
+    raise AssertionError("the job never started running")
+
+
+def _assert_executors_recovered(ctx: pickleball.SessionContext, table: pa.Table) -> None:
+    """The next jobs run, row-wise ones on every sub-interpreter."""
+
+    @pickleball.udf
+    def plus_one(x: int) -> int:
+        return x + 1
+
+    for _ in range(3):
+        result = ctx.from_arrow(table).repartition(4).select(plus_one(col("x")).alias("y"))
+        assert sorted(result.to_arrow_table().column("y").to_pylist()) == list(range(1, 2_001))
