@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -42,17 +43,27 @@ def _cancel(port: int, job_id: str) -> int:
         return response.status
 
 
-def _make_udf(kind: str) -> Callable[..., Any]:
-    """A UDF named ``forever`` that never returns (defined here, so it is pickled by value)."""
+def _make_udf(kind: str, beat: str = "/dev/null") -> Callable[..., Any]:
+    """A UDF named ``forever`` that never returns (defined here, so it is pickled by value).
+
+    While it runs, it appends a byte to the file ``beat`` now and then: a heartbeat that shows,
+    across processes, whether it still runs.
+    """
 
     def forever_rows(x: int) -> int:
         while True:
             x += 1
+            if x % 100_000 == 0:
+                with open(beat, "a") as f:
+                    f.write(".")
 
     def forever_arrays(x: pa.Array) -> pa.Array:
         n = 0
         while True:
             n += 1
+            if n % 100_000 == 0:
+                with open(beat, "a") as f:
+                    f.write(".")
 
     if kind == "stock-pyarrow":
         return udf(forever_arrays, [pa.int64()], pa.int64(), "volatile", name="forever")
@@ -62,14 +73,51 @@ def _make_udf(kind: str) -> Callable[..., Any]:
     )
 
 
-@pytest.mark.parametrize("kind", ["rows-subinterpreter", "rows-main", "stock-pyarrow"])
-def test_cancelling_a_job_interrupts_a_udf_that_never_returns(cluster_url: str, kind: str) -> None:
+def _make_udaf(beat: str) -> Callable[..., Any]:
+    """An aggregate UDF named ``forever_sum`` whose ``update`` never returns (with a
+    heartbeat, as in ``_make_udf``)."""
+    from datafusion import Accumulator, udaf
+
+    class ForeverSum(Accumulator):
+        def __init__(self) -> None:
+            self.n = 0
+
+        def update(self, values: pa.Array) -> None:
+            while True:
+                self.n += 1
+                if self.n % 100_000 == 0:
+                    with open(beat, "a") as f:
+                        f.write(".")
+
+        def merge(self, states: list[pa.Array]) -> None:
+            pass
+
+        def state(self) -> list[pa.Scalar]:
+            return [pa.scalar(self.n)]
+
+        def evaluate(self) -> pa.Scalar:
+            return pa.scalar(self.n)
+
+    return udaf(ForeverSum, pa.int64(), pa.int64(), [pa.int64()], "volatile", name="forever_sum")
+
+
+def _query(ctx: pickleball.SessionContext, table: pa.Table, kind: str, beat: str) -> Any:
+    if kind == "aggregate":
+        return ctx.from_arrow(table).aggregate([], [_make_udaf(beat)(col("x")).alias("s")])
+    return ctx.from_arrow(table).select(_make_udf(kind, beat)(col("x")).alias("y"))
+
+
+@pytest.mark.parametrize("kind", ["rows-subinterpreter", "rows-main", "stock-pyarrow", "aggregate"])
+def test_cancelling_a_job_interrupts_a_udf_that_never_returns(
+    cluster_url: str, kind: str, tmp_path: Path
+) -> None:
     port = _port(cluster_url)
     ctx = pickleball.connect(cluster_url)
     before = set(_jobs(port))
     # One task of 2,000 rows; row-wise, its rows are split across both sub-interpreters.
     table = pa.table({"x": pa.array(range(2_000), pa.int64())})
-    df = ctx.from_arrow(table).select(_make_udf(kind)(col("x")).alias("y"))
+    beat = tmp_path / "heartbeat"
+    df = _query(ctx, table, kind, str(beat))
 
     outcome: dict[str, BaseException | None] = {}
 
@@ -95,14 +143,31 @@ def test_cancelling_a_job_interrupts_a_udf_that_never_returns(cluster_url: str, 
 
     _assert_executors_recovered(ctx, table)
     assert _final_status(port, job_id) == "Failed"
+    _assert_stopped(beat)
 
 
-def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str) -> None:
+def _assert_stopped(beat: Path) -> None:
+    """The UDF ran (its heartbeat file grew), and stops within 10 s of the cancellation: its
+    heartbeat (a byte every few milliseconds while it runs) stays still for a whole second.
+    """
+    deadline = time.monotonic() + 10
+    size = beat.stat().st_size
+    assert size > 0
+    while True:
+        time.sleep(1.0)
+        previous, size = size, beat.stat().st_size
+        if size == previous:
+            return
+        assert time.monotonic() < deadline, "the cancelled UDF still runs"
+
+
+def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str, tmp_path: Path) -> None:
     port = _port(cluster_url)
     ctx = pickleball.connect(cluster_url)
     before = set(_jobs(port))
     table = pa.table({"x": pa.array(range(2_000), pa.int64())})
-    df = ctx.from_arrow(table).select(_make_udf("rows-subinterpreter")(col("x")).alias("y"))
+    beat = tmp_path / "heartbeat"
+    df = _query(ctx, table, "rows-subinterpreter", str(beat))
 
     seen: dict[str, str] = {}
 
@@ -120,6 +185,7 @@ def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str) -> None:
     assert _final_status(port, seen["job"]) == "Failed"
     assert [job_id for job_id in _jobs(port) if job_id not in before] == [seen["job"]]
     _assert_executors_recovered(ctx, table)
+    _assert_stopped(beat)
 
 
 def _final_status(port: int, job_id: str) -> str | None:

@@ -11,18 +11,18 @@
 //! `python::interrupt`).
 //!
 //! How a UDF finds its task's token: DataFusion and Ballista run a task's operators on tasks
-//! they spawn, so nothing flows from the task's future to the UDF call. Two links exist:
-//! - Ballista makes a fresh session config for each task ([`mark_task`] gives it a
-//!   [`TaskMarker`] id and a token), and decoded scalar UDF expressions keep that config's
-//!   options, which reach every call (`ScalarFunctionArgs::config_options`). Works with
-//!   push- and pull-staged scheduling, for scalar UDFs.
-//! - Pull-staged executors decode a task's plan and create its stage executor one right after
-//!   the other on one thread: UDFs decoded there are bound to a token waiting in a
-//!   thread-local ([`TaskBound`]). This also reaches aggregate and window UDFs, whose
-//!   accumulators and evaluators see no config.
+//! they spawn, so nothing flows from the task's future to the UDF call. Instead, Ballista
+//! makes a fresh session config for each task ([`mark_task`], the executor's config
+//! producer, gives it a [`TaskMarker`] id and a token), and then, on the same thread and
+//! before anything else, decodes the task's plan with it: push-staged executors in the
+//! `launch_task` handler, pull-staged ones in their poll loop. So UDFs decoded on a thread
+//! belong to the config marked last on that thread ([`TaskBound`]); this also reaches
+//! aggregate and window UDFs, whose accumulators and evaluators see no config. Scalar UDFs
+//! also find the marker in the options their expressions keep
+//! (`ScalarFunctionArgs::config_options`).
 //!
-//! [`CancellingEngine`] fires both tokens of a task; each call of a bound UDF makes its token
-//! the thread's [`current`] one while it runs.
+//! [`CancellingEngine`] fires the token of a task's config; each call of a bound UDF makes
+//! that token the thread's [`current`] one while it runs.
 
 mod watcher;
 
@@ -32,7 +32,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ballista_core::JobId;
@@ -123,8 +123,9 @@ impl Drop for HookGuard<'_> {
 thread_local! {
     /// The token of the UDF call running on this thread.
     static CURRENT: RefCell<Option<Arc<CancelToken>>> = const { RefCell::new(None) };
-    /// The token of the task whose plan this thread is decoding.
-    static DECODING: RefCell<Option<Arc<CancelToken>>> = const { RefCell::new(None) };
+    /// The token of the config marked last on this thread: the task whose plan this thread
+    /// decodes next (weak: the task's stage and UDFs keep it alive).
+    static LAST_MARKED: RefCell<Weak<CancelToken>> = const { RefCell::new(Weak::new()) };
 }
 
 /// The token of the UDF call running on this thread, if its UDF is bound to a task.
@@ -146,15 +147,11 @@ pub fn with_current<T>(token: Option<&Arc<CancelToken>>, f: impl FnOnce() -> T) 
     f()
 }
 
-/// The token of the task whose plan this thread decodes (created by the first UDF decoded).
+/// The token of the task whose plan this thread decodes (see the module documentation); a
+/// token of its own, never fired by a task, if no config was marked here.
 fn decoding_token() -> Arc<CancelToken> {
-    DECODING.with(|slot| Arc::clone(slot.borrow_mut().get_or_insert_with(Arc::default)))
-}
-
-/// Takes the token of the plan just decoded on this thread (a fresh one if it has no UDFs).
-fn take_decoding_token() -> Arc<CancelToken> {
-    DECODING
-        .with(|slot| slot.borrow_mut().take())
+    LAST_MARKED
+        .with(|slot| slot.borrow().upgrade())
         .unwrap_or_default()
 }
 
@@ -175,8 +172,9 @@ impl ConfigExtension for TaskMarker {
 type Marked = HashMap<u64, (Instant, Arc<CancelToken>)>;
 static MARKED: std::sync::LazyLock<Mutex<Marked>> = std::sync::LazyLock::new(Mutex::default);
 
-/// Markers unclaimed this long are dropped (configs made for something other than a task).
-const UNCLAIMED: Duration = Duration::from_secs(600);
+/// Markers nothing holds are forgotten once this old (a config whose plan is being decoded
+/// is held by nothing yet; one made for something other than a task never will be).
+const UNCLAIMED: Duration = Duration::from_secs(60);
 
 /// `config` with a fresh [`TaskMarker`] and its token: the executor's config producer, which
 /// Ballista calls once per task.
@@ -185,7 +183,9 @@ pub fn mark_task(config: SessionConfig) -> SessionConfig {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut marked = MARKED.lock().unwrap_or_else(|e| e.into_inner());
     marked.retain(|_, (made, token)| made.elapsed() < UNCLAIMED || Arc::strong_count(token) > 1);
-    marked.insert(id, (Instant::now(), Arc::default()));
+    let token = Arc::default();
+    LAST_MARKED.with(|slot| *slot.borrow_mut() = Arc::downgrade(&token));
+    marked.insert(id, (Instant::now(), token));
     config.with_option_extension(TaskMarker { id })
 }
 
@@ -194,17 +194,6 @@ fn marked_token(options: &ConfigOptions) -> Option<Arc<CancelToken>> {
     let id = options.extensions.get::<TaskMarker>()?.id;
     let marked = MARKED.lock().unwrap_or_else(|e| e.into_inner());
     marked.get(&id).map(|(_, token)| Arc::clone(token))
-}
-
-/// Forgets the marker of a finished task.
-struct Unmark(Option<u64>);
-
-impl Drop for Unmark {
-    fn drop(&mut self) {
-        if let Some(id) = self.0 {
-            MARKED.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        }
-    }
 }
 
 /// An executor's Python runtime whose decoded UDFs are bound to their task's token.
@@ -318,13 +307,9 @@ impl ExecutionEngine for CancellingEngine {
         work_dir: &str,
         config: &SessionConfig,
     ) -> Result<Arc<dyn QueryStageExecutor>> {
-        let mut tokens = vec![take_decoding_token()];
-        let marker = config
-            .options()
-            .extensions
-            .get::<TaskMarker>()
-            .map(|m| m.id);
-        tokens.extend(marked_token(config.options()));
+        // Held by the stage, so the marker stays while the task runs (tasks of one stage
+        // launched together share one config).
+        let token = marked_token(config.options()).unwrap_or_default();
         let inner = self.inner.create_query_stage_exec(
             job_id.clone(),
             stage_id,
@@ -336,8 +321,7 @@ impl ExecutionEngine for CancellingEngine {
         )?;
         Ok(Arc::new(CancellingStage {
             inner,
-            tokens,
-            marker,
+            token,
             job_id,
             scheduler: self.scheduler.clone(),
         }))
@@ -348,9 +332,8 @@ impl ExecutionEngine for CancellingEngine {
 #[derive(Debug)]
 struct CancellingStage {
     inner: Arc<dyn QueryStageExecutor>,
-    /// Fired together when the job ends (see the module documentation).
-    tokens: Vec<Arc<CancelToken>>,
-    marker: Option<u64>,
+    /// Fired when the job ends (see the module documentation).
+    token: Arc<CancelToken>,
     job_id: JobId,
     scheduler: String,
 }
@@ -361,13 +344,13 @@ impl fmt::Display for CancellingStage {
     }
 }
 
-/// Fires the tokens when dropped armed, i.e. when the task's future is dropped unfinished.
-struct CancelOnDrop(Option<Vec<Arc<CancelToken>>>);
+/// Fires the token when dropped armed, i.e. when the task's future is dropped unfinished.
+struct CancelOnDrop(Option<Arc<CancelToken>>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(tokens) = self.0.take() {
-            watcher::fire_elsewhere(tokens);
+        if let Some(token) = self.0.take() {
+            watcher::fire_elsewhere(vec![token]);
         }
     }
 }
@@ -379,15 +362,14 @@ impl QueryStageExecutor for CancellingStage {
         task_id: usize,
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleWritePartition>> {
-        let _unmark = Unmark(self.marker);
         let _watched = watcher::watch(
             self.scheduler.clone(),
             self.job_id.to_string(),
-            self.tokens.clone(),
+            vec![Arc::clone(&self.token)],
         );
         // Ballista aborts a cancelled task's future (push-staged executors): this drops it,
         // while the operators it spawned may still be running Python.
-        let mut aborted = CancelOnDrop(Some(self.tokens.clone()));
+        let mut aborted = CancelOnDrop(Some(Arc::clone(&self.token)));
         let result = self.inner.execute_query_stage(task_id, context).await;
         aborted.0 = None;
         result
@@ -478,18 +460,25 @@ mod tests {
             &marked_token(other.options()).unwrap()
         ));
         assert!(marked_token(SessionConfig::new().options()).is_none());
-        let id = config.options().extensions.get::<TaskMarker>().unwrap().id;
-        drop(Unmark(Some(id)));
-        assert!(marked_token(config.options()).is_none());
     }
 
     #[test]
-    fn a_decoded_plan_hands_its_token_to_its_task() {
-        let first = decoding_token();
-        assert!(Arc::ptr_eq(&first, &decoding_token()));
-        assert!(Arc::ptr_eq(&first, &take_decoding_token()));
-        // The next plan gets a token of its own.
-        assert!(!Arc::ptr_eq(&first, &decoding_token()));
-        take_decoding_token();
+    fn plans_decoded_after_a_config_is_marked_belong_to_its_task() {
+        // On a thread that marked nothing: a token of its own, which no task fires.
+        let orphan = std::thread::spawn(decoding_token).join().unwrap();
+        assert!(!orphan.is_cancelled());
+        let first = mark_task(SessionConfig::new());
+        let first_token = marked_token(first.options()).unwrap();
+        assert!(Arc::ptr_eq(&decoding_token(), &first_token));
+        assert!(!Arc::ptr_eq(&decoding_token(), &orphan));
+        // The next task's config takes over the thread.
+        let second = mark_task(SessionConfig::new());
+        let second_token = marked_token(second.options()).unwrap();
+        assert!(Arc::ptr_eq(&decoding_token(), &second_token));
+        // Another thread's marks do not leak here.
+        std::thread::spawn(|| mark_task(SessionConfig::new()))
+            .join()
+            .unwrap();
+        assert!(Arc::ptr_eq(&decoding_token(), &second_token));
     }
 }
