@@ -1,9 +1,11 @@
 """Cancelling a job stops its Python UDFs, even one that never returns (issue 4).
 
 A job is cancelled through the scheduler's REST API (``PATCH /api/job/{id}``, Ballista's own
-way). The UDF loops forever on every lane: on the own-GIL sub-interpreters and in the main
-interpreter, and as a stock datafusion-python (pyarrow) UDF. The client must see the job fail
-within seconds, and the same executors must then run the next jobs, on every sub-interpreter.
+way) or by Ctrl-C in the client. The UDF loops forever on every lane: row-wise on the own-GIL
+sub-interpreters and in the main interpreter, a stock datafusion-python (pyarrow) scalar UDF,
+an aggregate UDF and a window UDF. The client must see the job fail within seconds, the UDF
+must stop (its heartbeat file goes quiet), and the same executors must then run the next jobs,
+on every sub-interpreter.
 """
 
 from __future__ import annotations
@@ -101,13 +103,35 @@ def _make_udaf(beat: str) -> Callable[..., Any]:
     return udaf(ForeverSum, pa.int64(), pa.int64(), [pa.int64()], "volatile", name="forever_sum")
 
 
+def _make_udwf(beat: str) -> Callable[..., Any]:
+    """A window UDF named ``forever_window`` whose ``evaluate_all`` never returns (with a
+    heartbeat, as in ``_make_udf``)."""
+    from datafusion import udwf
+    from datafusion.user_defined import WindowEvaluator
+
+    class ForeverWindow(WindowEvaluator):
+        def evaluate_all(self, values: list[pa.Array], num_rows: int) -> pa.Array:
+            n = 0
+            while True:
+                n += 1
+                if n % 100_000 == 0:
+                    with open(beat, "a") as f:
+                        f.write(".")
+
+    return udwf(ForeverWindow, [pa.int64()], pa.int64(), "volatile", name="forever_window")
+
+
 def _query(ctx: pickleball.SessionContext, table: pa.Table, kind: str, beat: str) -> Any:
     if kind == "aggregate":
         return ctx.from_arrow(table).aggregate([], [_make_udaf(beat)(col("x")).alias("s")])
+    if kind == "window":
+        return ctx.from_arrow(table).select(_make_udwf(beat)(col("x")).alias("w"))
     return ctx.from_arrow(table).select(_make_udf(kind, beat)(col("x")).alias("y"))
 
 
-@pytest.mark.parametrize("kind", ["rows-subinterpreter", "rows-main", "stock-pyarrow", "aggregate"])
+@pytest.mark.parametrize(
+    "kind", ["rows-subinterpreter", "rows-main", "stock-pyarrow", "aggregate", "window"]
+)
 def test_cancelling_a_job_interrupts_a_udf_that_never_returns(
     cluster_url: str, kind: str, tmp_path: Path
 ) -> None:
