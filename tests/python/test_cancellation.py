@@ -45,27 +45,33 @@ def _cancel(port: int, job_id: str) -> int:
         return response.status
 
 
-def _make_udf(kind: str, beat: str = "/dev/null") -> Callable[..., Any]:
-    """A UDF named ``forever`` that never returns (defined here, so it is pickled by value).
+def _looping_forever(beat: str) -> Callable[..., None]:
+    """A function that never returns, and while it runs appends a byte to the file ``beat``
+    now and then: a heartbeat that shows, across processes, whether it still runs. A closure
+    made here, so cloudpickle sends it by value with the UDFs that call it."""
 
-    While it runs, it appends a byte to the file ``beat`` now and then: a heartbeat that shows,
-    across processes, whether it still runs.
-    """
-
-    def forever_rows(x: int) -> int:
-        while True:
-            x += 1
-            if x % 100_000 == 0:
-                with open(beat, "a") as f:
-                    f.write(".")
-
-    def forever_arrays(x: pa.Array) -> pa.Array:
+    def loop(*_: object) -> None:
         n = 0
         while True:
             n += 1
             if n % 100_000 == 0:
                 with open(beat, "a") as f:
                     f.write(".")
+
+    return loop
+
+
+def _make_udf(kind: str, beat: str) -> Callable[..., Any]:
+    """A scalar UDF named ``forever`` that never returns (with a heartbeat)."""
+    loop = _looping_forever(beat)
+
+    def forever_rows(x: int) -> int:
+        loop()
+        return x
+
+    def forever_arrays(x: pa.Array) -> pa.Array:
+        loop()
+        return x
 
     if kind == "stock-pyarrow":
         return udf(forever_arrays, [pa.int64()], pa.int64(), "volatile", name="forever")
@@ -77,46 +83,39 @@ def _make_udf(kind: str, beat: str = "/dev/null") -> Callable[..., Any]:
 
 def _make_udaf(beat: str) -> Callable[..., Any]:
     """An aggregate UDF named ``forever_sum`` whose ``update`` never returns (with a
-    heartbeat, as in ``_make_udf``)."""
+    heartbeat)."""
     from datafusion import Accumulator, udaf
 
-    class ForeverSum(Accumulator):
-        def __init__(self) -> None:
-            self.n = 0
+    loop = _looping_forever(beat)
 
+    class ForeverSum(Accumulator):
         def update(self, values: pa.Array) -> None:
-            while True:
-                self.n += 1
-                if self.n % 100_000 == 0:
-                    with open(beat, "a") as f:
-                        f.write(".")
+            loop()
 
         def merge(self, states: list[pa.Array]) -> None:
             pass
 
         def state(self) -> list[pa.Scalar]:
-            return [pa.scalar(self.n)]
+            return [pa.scalar(0)]
 
         def evaluate(self) -> pa.Scalar:
-            return pa.scalar(self.n)
+            return pa.scalar(0)
 
     return udaf(ForeverSum, pa.int64(), pa.int64(), [pa.int64()], "volatile", name="forever_sum")
 
 
 def _make_udwf(beat: str) -> Callable[..., Any]:
     """A window UDF named ``forever_window`` whose ``evaluate_all`` never returns (with a
-    heartbeat, as in ``_make_udf``)."""
+    heartbeat)."""
     from datafusion import udwf
     from datafusion.user_defined import WindowEvaluator
 
+    loop = _looping_forever(beat)
+
     class ForeverWindow(WindowEvaluator):
         def evaluate_all(self, values: list[pa.Array], num_rows: int) -> pa.Array:
-            n = 0
-            while True:
-                n += 1
-                if n % 100_000 == 0:
-                    with open(beat, "a") as f:
-                        f.write(".")
+            loop()
+            return values[0]
 
     return udwf(ForeverWindow, [pa.int64()], pa.int64(), "volatile", name="forever_window")
 
