@@ -146,6 +146,15 @@ fn worker_threads_settled_at(expected: usize) -> usize {
     }
 }
 
+/// The values of an Int64 result.
+fn int64s(array: &ArrayRef) -> &[i64] {
+    array
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("an Int64 array")
+        .values()
+}
+
 fn arc(array: impl Array + 'static) -> ArrayRef {
     Arc::new(array)
 }
@@ -869,14 +878,7 @@ fn functions_are_unpickled_once_per_interpreter() {
                 None,
             )
             .unwrap();
-        assert_eq!(
-            output
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .values(),
-            &expected
-        );
+        assert_eq!(int64s(&output), &expected);
     }
     single.shutdown();
 }
@@ -942,14 +944,7 @@ fn works_when_the_caller_holds_the_main_gil() {
                 None,
             )
             .unwrap();
-        assert_eq!(
-            output
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .value(1999),
-            -1999
-        );
+        assert_eq!(int64s(&output)[1999], -1999);
         pool.shutdown();
     });
 }
@@ -1147,14 +1142,7 @@ fn cancelling_a_call_interrupts_its_udf_and_frees_the_interpreters() {
             Some(&quiet),
         )
         .unwrap();
-    assert_eq!(
-        output
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap()
-            .value(999),
-        1998
-    );
+    assert_eq!(int64s(&output)[999], 1998);
 }
 
 /// Starting and stopping pools in a fresh process, where no sub-interpreter ran before: the
