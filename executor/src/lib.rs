@@ -60,7 +60,7 @@ pub struct ExecutorArgs {
     /// HTTP port of the `/healthz` and `/readyz` probes (0: no probe server).
     #[arg(long, env = "PICKLEBALL_HEALTH_PORT", default_value_t = 50053)]
     pub health_port: u16,
-    /// Concurrent tasks (and, later, Python sub-interpreters); 0 means every core.
+    /// Concurrent tasks (and, by default, Python sub-interpreters); 0 means every core.
     #[arg(long, env = "PICKLEBALL_VCORES", default_value_t = 0)]
     pub vcores: usize,
     /// Directory for shuffle files; a temporary one when unset.
