@@ -28,7 +28,7 @@ use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use pickleball_codec::session::{GRPC_MAX_MESSAGE_BYTES, pickleball_session_config};
+use pickleball_codec::session::GRPC_MAX_MESSAGE_BYTES;
 use pickleball_codec::udf::InlinePolicy;
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::sync::{Notify, Semaphore};
@@ -160,8 +160,7 @@ pub async fn spawn_in_process(
         // Kept for the life of the process, like Ballista's own work dirs.
         .keep();
     let work_dir = work_dir.to_string_lossy().into_owned();
-    let config_producer: ConfigProducer =
-        Arc::new(|| crate::cancellation::mark_task(pickleball_session_config()));
+    let config_producer: ConfigProducer = Arc::new(crate::cancellation::task_session_config);
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
     let executor = Arc::new(Executor::new(

@@ -20,9 +20,7 @@ use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_executor::health::spawn_health_server;
 use datafusion::execution::SessionStateBuilder;
-use pickleball_codec::session::{
-    GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
-};
+use pickleball_codec::session::{GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy};
 use pickleball_codec::udf::{InlinePolicy, NamedUdfs, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 
@@ -134,12 +132,10 @@ impl ExecutorArgs {
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
-        config.override_config_producer = Some(Arc::new(|| {
-            cancellation::mark_task(pickleball_session_config())
-        }));
+        config.override_config_producer = Some(Arc::new(cancellation::task_session_config));
         config.override_function_registry = Some(Arc::new(function_registry()));
-        // Ballista's default engine, except that shuffle reads open a connection per fetch
-        // (its client pool is private to Ballista's crate).
+        // Ballista's default engine with cancellation reaching Python (the engine's shuffle
+        // reads open a connection per fetch: Ballista's client pool is private to its crate).
         config.override_execution_engine = Some(Arc::new(cancellation::CancellingEngine::new(
             Arc::new(DefaultExecutionEngine::new()),
             format!("http://{}:{}", self.scheduler_host, self.scheduler_port),

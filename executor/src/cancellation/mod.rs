@@ -17,9 +17,8 @@
 //! before anything else, decodes the task's plan with it: push-staged executors in the
 //! `launch_task` handler, pull-staged ones in their poll loop. So UDFs decoded on a thread
 //! belong to the config marked last on that thread ([`TaskBound`]); this also reaches
-//! aggregate and window UDFs, whose accumulators and evaluators see no config. Scalar UDFs
-//! also find the marker in the options their expressions keep
-//! (`ScalarFunctionArgs::config_options`).
+//! aggregate and window UDFs, whose accumulators and evaluators see no config. The stage
+//! finds the same token through its config's marker.
 //!
 //! [`CancellingEngine`] fires the token of a task's config; each call of a bound UDF makes
 //! that token the thread's [`current`] one while it runs.
@@ -176,8 +175,13 @@ static MARKED: std::sync::LazyLock<Mutex<Marked>> = std::sync::LazyLock::new(Mut
 /// is held by nothing yet; one made for something other than a task never will be).
 const UNCLAIMED: Duration = Duration::from_secs(60);
 
-/// `config` with a fresh [`TaskMarker`] and its token: the executor's config producer, which
-/// Ballista calls once per task.
+/// The session config of a new task: pickleball's, with a fresh [`TaskMarker`] and its
+/// token. The executor's config producer, which Ballista calls once per task.
+pub fn task_session_config() -> SessionConfig {
+    mark_task(pickleball_codec::session::pickleball_session_config())
+}
+
+/// `config` with a fresh [`TaskMarker`] and its token.
 pub fn mark_task(config: SessionConfig) -> SessionConfig {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -247,8 +251,7 @@ impl PythonRuntime for TaskBound {
         frame: &Arc<UdfFrame>,
         args: ScalarFunctionArgs,
     ) -> Result<ColumnarValue> {
-        let token = marked_token(&args.config_options).unwrap_or_else(|| Arc::clone(&self.token));
-        with_current(Some(&token), || self.inner.invoke_scalar(frame, args))
+        with_current(Some(&self.token), || self.inner.invoke_scalar(frame, args))
     }
 
     fn accumulator(
