@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod jobs;
 mod plan;
+mod rest;
 mod runtime;
 mod standalone;
 mod translate;

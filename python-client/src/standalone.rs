@@ -8,9 +8,10 @@ use ballista_core::config::TaskSchedulingPolicy;
 use datafusion::common::{DataFusionError, Result};
 use pickleball_executor::PollWaker;
 use pickleball_scheduler::{BoundScheduler, SchedulerArgs};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use tokio::runtime::Runtime;
 
+use crate::rest::http;
 use crate::runtime::build_runtime;
 
 /// A running in-process cluster. Dropping it stops scheduler and executors.
@@ -82,24 +83,14 @@ fn to_df(e: ballista_core::error::BallistaError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// HTTP status of `GET path` on the scheduler at 127.0.0.1:`port`, if it answers.
-pub async fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).await.ok()?;
-    let line = std::str::from_utf8(&head[..n]).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Waits until the scheduler's `/readyz` answers 200 (enough executors registered).
 async fn wait_until_ready(port: u16, limit: Duration) -> Result<()> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if http_status(port, "/readyz").await == Some(200) {
+        if matches!(
+            http("127.0.0.1", port, "GET", "/readyz").await,
+            Ok((200, _))
+        ) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
