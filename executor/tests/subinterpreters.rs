@@ -685,6 +685,40 @@ fn many_batches_on_pools_started_and_stopped_in_turn() {
 }
 
 #[test]
+fn every_arity_is_called_once_per_row_in_order() {
+    let _serial = serial();
+    let n = 3000_i64;
+    let columns: Vec<ArrayRef> = (1..=5_i64)
+        .map(|k| arc(Int64Array::from_iter_values((0..n).map(|i| i * k))))
+        .collect();
+    // 1 to 5 arguments: the row loop has its own comprehension for 1, 2 and 3, a generic one
+    // beyond; each must pair the arguments of the same row.
+    for arity in 1..=5 {
+        let params: Vec<String> = (0..arity).map(|k| format!("a{k}")).collect();
+        let weighted: Vec<String> = (0..arity).map(|k| format!("{} * a{k}", k + 1)).collect();
+        let expr = format!("lambda {}: {}", params.join(", "), weighted.join(" + "));
+        let out = run(&expr, &columns[..arity], &DataType::Int64);
+        let factor: i64 = (1..=arity as i64).map(|k| k * k).sum();
+        let expected: Vec<i64> = (0..n).map(|i| i * factor).collect();
+        assert_eq!(int64s(&out), expected.as_slice(), "{arity} arguments");
+    }
+    // No arguments: one call per row all the same.
+    let (digest, bytes) = lambda("lambda: 7");
+    let out = pool()
+        .call_rows("nullary", digest, &bytes, &[], 100, &DataType::Int64, None)
+        .unwrap();
+    assert_eq!(int64s(&out), vec![7; 100].as_slice());
+    // The failing row is found with several arguments too.
+    let message = failure(
+        "lambda a, b: 1 // (b - 2 * a + 1 - (a == 777))",
+        &columns[..2],
+        &DataType::Int64,
+    );
+    assert!(message.contains("ZeroDivisionError"), "{message}");
+    assert!(message.contains("row 777"), "{message}");
+}
+
+#[test]
 fn raising_udf_reports_name_exception_and_traceback() {
     let _serial = serial();
     let (digest, bytes) = payload(
@@ -714,6 +748,8 @@ fn raising_udf_reports_name_exception_and_traceback() {
     ] {
         assert!(message.contains(part), "missing {part:?} in {message}");
     }
+    // The traceback starts at the user's function, not in pickleball's row loop.
+    assert!(!message.contains("in apply"), "{message}");
     // The interpreters are still usable, and the function still cached.
     let ok = run("lambda x: x + 1", &[Arc::clone(&input)], &DataType::Int64);
     assert_eq!(ok.len(), 5000);

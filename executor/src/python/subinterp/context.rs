@@ -3,7 +3,49 @@
 
 use std::collections::HashMap;
 
-use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, unicode};
+use pyo3::ffi;
+
+use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unicode};
+
+/// The row loop, in Python: `apply(f, nargs, first, *rest)` calls `f` on each row of the
+/// argument lists and returns the results as a list. A comprehension calls a Python UDF
+/// without entering the eval loop anew for each row (the callee's frame is pushed inline,
+/// unlike a call from C), which saves about a tenth of a trivial UDF's time per row. `first`
+/// is an iterator over the first argument (over `None`s for a UDF without arguments) so that,
+/// if `f` raises, what is left of it tells the failing row.
+const APPLY_SOURCE: &std::ffi::CStr = c"
+def apply(f, nargs, first, *rest):
+    if nargs == 1:
+        return [f(a) for a in first]
+    if nargs == 2:
+        return [f(a, b) for a, b in zip(first, *rest)]
+    if nargs == 3:
+        return [f(a, b, c) for a, b, c in zip(first, *rest)]
+    if nargs == 0:
+        return [f() for _ in first]
+    return [f(*args) for args in zip(first, *rest)]
+";
+
+/// [`APPLY_SOURCE`] run in a fresh namespace; its `apply`, or `None` with an exception set.
+fn compile_apply(py: Gil) -> Option<PyObj> {
+    let namespace = new_dict(py)?;
+    // SAFETY: the token proves the GIL is held; the source is NUL-terminated and `namespace`
+    // a live dict (CPython adds `__builtins__` to it).
+    let done = PyObj::owned(py, unsafe {
+        ffi::PyRun_String(
+            APPLY_SOURCE.as_ptr(),
+            ffi::Py_file_input,
+            namespace.as_ptr(),
+            namespace.as_ptr(),
+        )
+    })?;
+    drop(done);
+    // SAFETY: as above; GetItemString returns a borrowed reference or null without an
+    // exception, which cannot happen after the source ran.
+    PyObj::borrowed(py, unsafe {
+        ffi::PyDict_GetItemString(namespace.as_ptr(), c"apply".as_ptr())
+    })
+}
 
 /// Interned attribute and method names used per row.
 pub(super) struct Names {
@@ -38,6 +80,8 @@ pub(super) struct Context {
     pub utc: PyObj,
     /// `decimal.Decimal`.
     pub decimal: PyObj,
+    /// [`APPLY_SOURCE`]'s `apply`.
+    pub apply: PyObj,
     pub names: Names,
     /// `zoneinfo.ZoneInfo`, imported on first use of a named time zone.
     zoneinfo: Option<PyObj>,
@@ -85,6 +129,7 @@ impl Context {
             utc: member(py, &timezone, c"utc")?,
             timezone,
             decimal: member(py, &decimal, c"Decimal")?,
+            apply: compile_apply(py)?,
             names,
             zoneinfo: None,
             zones: HashMap::new(),

@@ -69,7 +69,14 @@ impl PyObj {
         Self::borrowed(py, unsafe { ffi::Py_None() }).expect("Py_None is not null")
     }
 
-    /// The raw pointer, still owned by `self`.
+    /// Gives up ownership of the reference (for C functions that steal it).
+    pub(super) fn into_raw(self) -> *mut ffi::PyObject {
+        let ptr = self.as_ptr();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// The object's pointer, still owned by `self`.
     pub(super) fn as_ptr(&self) -> *mut ffi::PyObject {
         self.0.as_ptr()
     }

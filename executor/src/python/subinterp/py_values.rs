@@ -31,24 +31,29 @@ pub(super) fn list(
     child: &Reader<'_>,
     range: std::ops::Range<usize>,
 ) -> Option<PyObj> {
+    list_or_failed_entry(py, ctx, child, range).ok()
+}
+
+/// `[child[i] for i in range]`, or the index `i` whose value Python cannot represent (with
+/// the exception set).
+pub(super) fn list_or_failed_entry(
+    py: Gil,
+    ctx: &Context,
+    child: &Reader<'_>,
+    range: std::ops::Range<usize>,
+) -> Result<PyObj, usize> {
     // SAFETY: the token proves the GIL is held.
     let list = PyObj::owned(py, unsafe {
         ffi::PyList_New(range.len() as ffi::Py_ssize_t)
-    })?;
+    })
+    .ok_or(range.start)?;
     for (i, entry) in range.enumerate() {
-        let item = child.get(py, ctx, entry)?;
+        let item = child.get(py, ctx, entry).ok_or(entry)?;
         // SAFETY: `list` is a new list of this length and slot `i` is empty; SET_ITEM steals
         // the reference we hand over with `into_raw`.
-        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, into_raw(item)) };
+        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_raw()) };
     }
-    Some(list)
-}
-
-/// Gives up ownership of the reference (for C functions that steal it).
-fn into_raw(obj: PyObj) -> *mut ffi::PyObject {
-    let ptr = obj.as_ptr();
-    std::mem::forget(obj);
-    ptr
+    Ok(list)
 }
 
 /// `date(y, m, d)` for a day count since the epoch.
