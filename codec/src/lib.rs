@@ -13,6 +13,7 @@ pub mod logical;
 pub mod memory_table;
 pub mod physical;
 pub mod session;
+pub mod token;
 pub mod udf;
 
 pub use logical::PythonLogicalCodec;

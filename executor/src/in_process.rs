@@ -34,6 +34,7 @@ use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::cancellation::CancellingEngine;
+use crate::scheduler_client::SchedulerAddress;
 use crate::{function_registry, udf_decoder, vcores_or_all};
 
 /// How often busy loops poll: the delay between a task finishing and the scheduler knowing.
@@ -173,7 +174,7 @@ pub async fn spawn_in_process(
         vcores,
         Arc::new(CancellingEngine::new(
             Arc::new(DefaultExecutionEngine::new()),
-            scheduler_url.clone(),
+            SchedulerAddress::new(scheduler_url.clone(), None),
         )),
     ));
     let flight = FlightServiceServer::new(BallistaFlightService::new(work_dir))

@@ -6,6 +6,8 @@
 pub mod cancellation;
 mod in_process;
 pub mod python;
+pub mod scheduler_client;
+mod token_flight;
 
 pub use in_process::{PollWaker, spawn_in_process};
 
@@ -21,8 +23,10 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use ballista_executor::health::spawn_health_server;
 use datafusion::execution::SessionStateBuilder;
 use pickleball_codec::session::{GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy};
+use pickleball_codec::token::{ClusterToken, scheduling_policy};
 use pickleball_codec::udf::{InlinePolicy, NamedUdfs, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
+use scheduler_client::SchedulerAddress;
 
 /// Command-line flags of `pickleball-executor` and `pickleball executor`.
 ///
@@ -71,9 +75,15 @@ pub struct ExecutorArgs {
         default_value_t = 5
     )]
     pub heartbeat_interval_seconds: u64,
-    /// `push-staged` or `pull-staged`; must match the scheduler.
-    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
-    pub scheduling_policy: TaskSchedulingPolicy,
+    /// `push-staged` (the default without a token) or `pull-staged` (the default, and the
+    /// only choice, with a token); must match the scheduler.
+    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", value_parser = parse_scheduling_policy)]
+    pub scheduling_policy: Option<TaskSchedulingPolicy>,
+    /// The cluster's shared secret, as given to the scheduler: sent on every call, and
+    /// required of every Flight call to this executor. Prefer the environment variable:
+    /// flags show in `ps`.
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// `deny` refuses to unpickle Python UDFs sent inside plans (unpickling is running the
     /// sender's code); only UDFs registered on this executor by name run.
     #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
@@ -101,9 +111,25 @@ pub(crate) fn vcores_or_all(vcores: usize) -> usize {
 }
 
 impl ExecutorArgs {
+    /// The cluster token, if one was given.
+    pub fn cluster_token(&self) -> Result<Option<ClusterToken>> {
+        ClusterToken::from_option(self.token.as_deref()).map_err(BallistaError::Configuration)
+    }
+
+    /// The scheduler, with the token to present to it.
+    pub fn scheduler(&self) -> Result<SchedulerAddress> {
+        Ok(SchedulerAddress::new(
+            format!("http://{}:{}", self.scheduler_host, self.scheduler_port),
+            self.cluster_token()?,
+        ))
+    }
+
     /// The Ballista executor configuration these flags describe, with pickleball's codecs.
     /// Runs the `--udf-module` files (Python must be initialized when there are any).
     pub fn to_config(&self) -> Result<ExecutorProcessConfig> {
+        let token = self.cluster_token()?;
+        let task_scheduling_policy = scheduling_policy(self.scheduling_policy, token.as_ref())
+            .map_err(BallistaError::Configuration)?;
         let named = python::udf_module::load(&self.udf_modules)?;
         let mut config = ExecutorProcessConfig {
             scheduler_host: self.scheduler_host.clone(),
@@ -116,7 +142,7 @@ impl ExecutorArgs {
             grpc_port: self.grpc_port,
             vcores: vcores_or_all(self.vcores),
             work_dir: self.work_dir.clone(),
-            task_scheduling_policy: self.scheduling_policy,
+            task_scheduling_policy,
             executor_heartbeat_interval_seconds: self.heartbeat_interval_seconds,
             grpc_max_decoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
             grpc_max_encoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
@@ -132,14 +158,22 @@ impl ExecutorArgs {
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
-        config.override_config_producer = Some(Arc::new(cancellation::task_session_config));
+        config.override_config_producer = Some(match token.clone() {
+            // Shuffle reads of the task fetch from other executors: with the token.
+            Some(token) => Arc::new(move || token.apply_to(cancellation::task_session_config())),
+            None => Arc::new(cancellation::task_session_config),
+        });
         config.override_function_registry = Some(Arc::new(function_registry()));
         // Ballista's default engine with cancellation reaching Python (the engine's shuffle
         // reads open a connection per fetch: Ballista's client pool is private to its crate).
         config.override_execution_engine = Some(Arc::new(cancellation::CancellingEngine::new(
             Arc::new(DefaultExecutionEngine::new()),
-            format!("http://{}:{}", self.scheduler_host, self.scheduler_port),
+            self.scheduler()?,
         )));
+        if let Some(token) = token {
+            config.override_create_grpc_client_endpoint = Some(token.endpoint_override());
+            config.override_arrow_flight_service = Some(token_flight::token_checked_flight(token));
+        }
         Ok(config)
     }
 }
@@ -191,6 +225,7 @@ pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
         Duration::from_secs(args.scheduler_connect_timeout_seconds.into()),
     )
     .await?;
+    args.scheduler()?.check_token().await?;
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = if args.health_port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_host, args.health_port)

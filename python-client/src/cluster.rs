@@ -12,13 +12,15 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use pyo3::exceptions::{PyConnectionError, PyRuntimeError, PyValueError};
+use pickleball_codec::token::ClusterToken;
+use pyo3::exceptions::{PyConnectionError, PyPermissionError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::mpsc;
 
 use crate::jobs::JobTicket;
 use crate::plan::{decode_plan, inline_memory_tables, listing_paths, memory_table_ids};
+use crate::rest::SchedulerHttp;
 use crate::runtime::runtime;
 use crate::standalone::Standalone;
 use pickleball_executor::python::arrow::{batch_to_pyarrow, import_stream, schema_capsule};
@@ -86,15 +88,19 @@ fn parse_url(url: &str) -> PyResult<(String, u16)> {
 #[pyclass(module = "pickleball._internal", frozen)]
 pub struct Cluster {
     url: String,
-    host: String,
-    port: u16,
+    scheduler: SchedulerHttp,
     ctx: SessionContext,
     decoder: SessionContext,
     standalone: Mutex<Option<Standalone>>,
 }
 
 impl Cluster {
-    fn new(host: &str, port: u16, mut settings: HashMap<String, String>) -> Result<Self> {
+    fn new(
+        host: &str,
+        port: u16,
+        mut settings: HashMap<String, String>,
+        token: Option<ClusterToken>,
+    ) -> Result<Self> {
         let limit = match settings.remove(MAX_INLINE_TABLE_BYTES) {
             Some(value) => value.parse::<usize>().map_err(|_| {
                 DataFusionError::Configuration(format!(
@@ -110,6 +116,9 @@ impl Cluster {
         for (key, value) in &settings {
             config.options_mut().set(key, value)?;
         }
+        if let Some(token) = &token {
+            config = token.apply_to(config);
+        }
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
@@ -118,12 +127,40 @@ impl Cluster {
         let ctx = runtime().block_on(SessionContext::remote_with_state(&endpoint, state))?;
         Ok(Self {
             url: endpoint,
-            host: host.to_string(),
-            port,
+            scheduler: SchedulerHttp {
+                host: host.to_string(),
+                port,
+                token,
+            },
             ctx,
             decoder: SessionContext::new(),
             standalone: Mutex::new(None),
         })
+    }
+}
+
+impl Cluster {
+    /// Fails with `PermissionError` if the scheduler refuses this client's token (or its lack
+    /// of one), so a wrong token shows at `connect`, not at the first query.
+    fn check_token(&self, timeout: Duration) -> PyResult<()> {
+        let answer = runtime().block_on(async {
+            tokio::time::timeout(timeout, self.scheduler.request("GET", "/api/version")).await
+        });
+        match answer {
+            Ok(Ok((401, _))) => Err(PyPermissionError::new_err(format!(
+                "the pickleball scheduler at {} refused this client: {}",
+                self.url,
+                if self.scheduler.token.is_some() {
+                    "the token is not the cluster's"
+                } else {
+                    "it requires a token; pass token=... to pickleball.connect() or set \
+                     PICKLEBALL_TOKEN"
+                }
+            ))),
+            // Anything else is for the first query to report (an old scheduler without the
+            // REST API, a slow answer).
+            _ => Ok(()),
+        }
     }
 }
 
@@ -148,19 +185,24 @@ fn probe(host: &str, port: u16, timeout: Duration) -> PyResult<()> {
 #[pymethods]
 impl Cluster {
     /// Connects to the scheduler at `url` (`df://host:port`), failing within
-    /// `connect_timeout` seconds if it cannot be reached.
+    /// `connect_timeout` seconds if it cannot be reached or refuses `token`.
     #[staticmethod]
-    #[pyo3(signature = (url, settings=HashMap::new(), connect_timeout=5.0))]
+    #[pyo3(signature = (url, settings=HashMap::new(), connect_timeout=5.0, token=None))]
     fn connect(
         py: Python<'_>,
         url: &str,
         settings: HashMap<String, String>,
         connect_timeout: f64,
+        token: Option<&str>,
     ) -> PyResult<Self> {
         let (host, port) = parse_url(url)?;
+        let token = ClusterToken::from_option(token).map_err(PyValueError::new_err)?;
         py.detach(|| {
-            probe(&host, port, Duration::from_secs_f64(connect_timeout))?;
-            Self::new(&host, port, settings).map_err(execution_error)
+            let timeout = Duration::from_secs_f64(connect_timeout);
+            probe(&host, port, timeout)?;
+            let cluster = Self::new(&host, port, settings, token).map_err(execution_error)?;
+            cluster.check_token(timeout)?;
+            Ok(cluster)
         })
     }
 
@@ -180,7 +222,7 @@ impl Cluster {
                 PyRuntimeError::new_err(format!("starting the standalone cluster: {e}"))
             })?;
             let client =
-                Self::new("127.0.0.1", cluster.port(), settings).map_err(execution_error)?;
+                Self::new("127.0.0.1", cluster.port(), settings, None).map_err(execution_error)?;
             *client.standalone.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster);
             Ok(client)
         })
@@ -236,7 +278,7 @@ impl Cluster {
         let inputs = listing_paths(&plan).map_err(execution_error)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let (ticket, ctx) =
-            JobTicket::issue(&self.ctx, &self.host, self.port).map_err(execution_error)?;
+            JobTicket::issue(&self.ctx, &self.scheduler).map_err(execution_error)?;
         let (tx, rx) = mpsc::channel::<Result<RecordBatch>>(4);
         py.detach(|| {
             runtime().spawn(run_job(ctx, plan, inputs, tx));

@@ -13,7 +13,7 @@ use datafusion::common::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 
-use crate::rest::http;
+use crate::rest::SchedulerHttp;
 
 /// Ballista's session setting naming the jobs a session submits.
 const JOB_NAME: &str = "ballista.job.name";
@@ -24,16 +24,18 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(3);
 /// A job submitted by this client, to cancel until it finishes.
 #[derive(Debug)]
 pub struct JobTicket {
-    host: String,
-    port: u16,
+    scheduler: SchedulerHttp,
     name: String,
     finished: AtomicBool,
 }
 
 impl JobTicket {
-    /// A ticket for a job about to be submitted through `ctx` to the scheduler at
-    /// `host:port`, and the context to submit it with (`ctx` plus the job's unique name).
-    pub fn issue(ctx: &SessionContext, host: &str, port: u16) -> Result<(Self, SessionContext)> {
+    /// A ticket for a job about to be submitted through `ctx` to `scheduler`, and the context
+    /// to submit it with (`ctx` plus the job's unique name).
+    pub fn issue(
+        ctx: &SessionContext,
+        scheduler: &SchedulerHttp,
+    ) -> Result<(Self, SessionContext)> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let state = ctx.state();
         let mut config = state.config().clone();
@@ -55,8 +57,7 @@ impl JobTicket {
             .with_config(config)
             .build();
         let ticket = Self {
-            host: host.to_string(),
-            port,
+            scheduler: scheduler.clone(),
             name,
             finished: AtomicBool::new(false),
         };
@@ -81,7 +82,7 @@ impl JobTicket {
         }
         let attempt = async {
             for _ in 0..5 {
-                let (_, body) = http(&self.host, self.port, "GET", "/api/jobs").await?;
+                let (_, body) = self.scheduler.request("GET", "/api/jobs").await?;
                 let jobs: Vec<serde_json::Value> = serde_json::from_slice(&body)
                     .map_err(|e| format!("the scheduler's job list is not JSON: {e}"))?;
                 let job = jobs
@@ -92,8 +93,8 @@ impl JobTicket {
                         return Ok(false);
                     }
                     let id = job["job_id"].as_str().unwrap_or_default();
-                    let (status, _) =
-                        http(&self.host, self.port, "PATCH", &format!("/api/job/{id}")).await?;
+                    let path = format!("/api/job/{id}");
+                    let (status, _) = self.scheduler.request("PATCH", &path).await?;
                     return Ok(status == 200);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

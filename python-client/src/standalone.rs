@@ -11,7 +11,7 @@ use pickleball_scheduler::{BoundScheduler, SchedulerArgs};
 
 use tokio::runtime::Runtime;
 
-use crate::rest::http;
+use crate::rest::SchedulerHttp;
 use crate::runtime::build_runtime;
 
 /// A running in-process cluster. Dropping it stops scheduler and executors.
@@ -28,11 +28,13 @@ impl Standalone {
         let mut args = SchedulerArgs {
             bind_host: bind_host.to_string(),
             bind_port: port,
-            scheduling_policy: TaskSchedulingPolicy::PullStaged,
+            scheduling_policy: Some(TaskSchedulingPolicy::PullStaged),
+            // In-process executors present no token (PICKLEBALL_TOKEN is for `connect`).
+            token: None,
             ..SchedulerArgs::default()
         };
         args.external_host = "localhost".to_string();
-        let mut config = args.to_config();
+        let mut config = args.to_config().map_err(to_df)?;
         config.min_ready_executors = executors.max(1);
         let addr = runtime.block_on(async {
             let waker = PollWaker::start();
@@ -86,11 +88,13 @@ fn to_df(e: ballista_core::error::BallistaError) -> DataFusionError {
 /// Waits until the scheduler's `/readyz` answers 200 (enough executors registered).
 async fn wait_until_ready(port: u16, limit: Duration) -> Result<()> {
     let start = Instant::now();
+    let scheduler = SchedulerHttp {
+        host: "127.0.0.1".into(),
+        port,
+        token: None,
+    };
     while start.elapsed() < limit {
-        if matches!(
-            http("127.0.0.1", port, "GET", "/readyz").await,
-            Ok((200, _))
-        ) {
+        if matches!(scheduler.request("GET", "/readyz").await, Ok((200, _))) {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -18,9 +18,12 @@ use pickleball_codec::session::{
     GRPC_MAX_MESSAGE_BYTES, parse_scheduling_policy, pickleball_session_config,
     with_pickleball_codecs,
 };
+use pickleball_codec::token::{ClusterToken, scheduling_policy};
 use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
 use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::net::TcpListener;
+
+mod guarded;
 
 /// Command-line flags of `pickleball-scheduler` and `pickleball scheduler`.
 ///
@@ -58,18 +61,31 @@ pub struct SchedulerArgs {
         default_value_t = 5
     )]
     pub expire_dead_executor_interval_seconds: u64,
-    /// `push-staged` (lower latency) or `pull-staged`; executors must use the same policy.
-    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", default_value = "push-staged", value_parser = parse_scheduling_policy)]
-    pub scheduling_policy: TaskSchedulingPolicy,
+    /// `push-staged` (lower latency; the default without a token) or `pull-staged` (the
+    /// default, and the only choice, with a token); executors must use the same policy.
+    #[arg(long, env = "PICKLEBALL_SCHEDULING_POLICY", value_parser = parse_scheduling_policy)]
+    pub scheduling_policy: Option<TaskSchedulingPolicy>,
     /// `deny` refuses plans carrying pickled Python UDFs (unpickling is running code); UDFs
     /// must then be registered on executors and sent by name.
     #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
     pub python_udfs: InlinePolicy,
+    /// Shared secret of the cluster: clients and executors must present the same one (see
+    /// the README's security section). Prefer the environment variable: flags show in `ps`.
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl SchedulerArgs {
+    /// The cluster token, if one was given.
+    pub fn cluster_token(&self) -> Result<Option<ClusterToken>> {
+        ClusterToken::from_option(self.token.as_deref()).map_err(BallistaError::Configuration)
+    }
+
     /// The Ballista scheduler configuration these flags describe, with pickleball's codecs.
-    pub fn to_config(&self) -> SchedulerConfig {
+    pub fn to_config(&self) -> Result<SchedulerConfig> {
+        let token = self.cluster_token()?;
+        let scheduling_policy = scheduling_policy(self.scheduling_policy, token.as_ref())
+            .map_err(BallistaError::Configuration)?;
         let mut config = SchedulerConfig {
             bind_host: self.bind_host.clone(),
             bind_port: self.bind_port,
@@ -79,7 +95,7 @@ impl SchedulerArgs {
             executor_timeout_seconds: self.executor_timeout_seconds,
             expire_dead_executor_interval_seconds: self.expire_dead_executor_interval_seconds,
             no_executors_grace_period_seconds: self.executor_timeout_seconds,
-            scheduling_policy: self.scheduling_policy,
+            scheduling_policy,
             grpc_server_max_decoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
             grpc_server_max_encoding_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
             grpc_client_max_message_size: GRPC_MAX_MESSAGE_BYTES as u32,
@@ -95,7 +111,9 @@ impl SchedulerArgs {
         config.override_session_builder = Some(Arc::new(|c| {
             default_session_builder(with_pickleball_codecs(c))
         }));
-        config
+        config.override_create_grpc_client_endpoint =
+            token.as_ref().map(ClusterToken::endpoint_override);
+        Ok(config)
     }
 }
 
@@ -136,6 +154,7 @@ async fn nodelay_listener(addr: &str) -> std::io::Result<TcpListener> {
 pub struct BoundScheduler {
     listener: TcpListener,
     config: SchedulerConfig,
+    token: Option<ClusterToken>,
 }
 
 impl BoundScheduler {
@@ -147,7 +166,17 @@ impl BoundScheduler {
         })?;
         config.bind_port = listener.local_addr()?.port();
         config.validate()?;
-        Ok(Self { listener, config })
+        Ok(Self {
+            listener,
+            config,
+            token: None,
+        })
+    }
+
+    /// Admits only requests carrying `token` (all do when it is `None`).
+    pub fn require_token(mut self, token: Option<ClusterToken>) -> Self {
+        self.token = token;
+        self
     }
 
     /// The address the scheduler listens on.
@@ -162,17 +191,27 @@ impl BoundScheduler {
         let scheduler =
             create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config.clone()).await?;
         log::info!(
-            "pickleball scheduler listening on {} (policy {:?})",
+            "pickleball scheduler listening on {} (policy {:?}, {})",
             self.listener.local_addr()?,
-            config.scheduling_policy
+            config.scheduling_policy,
+            if self.token.is_some() {
+                "token required"
+            } else {
+                "no token"
+            }
         );
-        start_grpc_service_with_listener(self.listener, scheduler).await
+        match self.token {
+            Some(token) => guarded::serve_with_token(self.listener, scheduler, token).await,
+            None => start_grpc_service_with_listener(self.listener, scheduler).await,
+        }
     }
 }
 
 /// Runs a scheduler until Ctrl-C or SIGTERM: the body of `pickleball-scheduler`.
 pub async fn run_until_signal(args: &SchedulerArgs) -> Result<()> {
-    let bound = BoundScheduler::bind(args.to_config()).await?;
+    let bound = BoundScheduler::bind(args.to_config()?)
+        .await?
+        .require_token(args.cluster_token()?);
     tokio::select! {
         result = bound.serve() => result,
         _ = shutdown_signal() => {

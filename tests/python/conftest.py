@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -31,9 +32,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_json(port: int, path: str) -> object:
-    """GET a scheduler REST endpoint and decode its JSON."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+def bearer(token: str) -> str:
+    """The ``Authorization`` header value that carries cluster token ``token``."""
+    return f"Bearer pickleball-token/{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+def http_json(port: int, path: str, token: str | None = None) -> object:
+    """GET a scheduler REST endpoint (presenting ``token``, if any) and decode its JSON."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", bearer(token))
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -48,13 +57,17 @@ class CliCluster:
         extra: tuple[str, ...] = (),
         executor_extra: tuple[str, ...] = (),
         binaries: bool = False,
+        token: str | None = None,
     ) -> None:
         """Start the processes (``extra`` flags for all, ``executor_extra`` for executors).
 
         With ``binaries``, run the stand-alone ``pickleball-scheduler`` and
         ``pickleball-executor`` binaries (CPython embedded) instead of the ``pickleball`` CLI.
+        With ``token``, every process gets it in ``PICKLEBALL_TOKEN``.
         """
         self.binaries = binaries
+        self.token = token
+        self.flight_ports: list[int] = []
         self.port = free_port()
         self.log_dir = log_dir
         self.extra = extra
@@ -76,7 +89,8 @@ class CliCluster:
         """``df://127.0.0.1:<port>``."""
         return f"df://127.0.0.1:{self.port}"
 
-    def _spawn(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, command: str, *args: str, token: str | None = None) -> subprocess.Popen[bytes]:
+        token = token if token is not None else self.token
         log = subprocess.DEVNULL
         if self.log_dir is not None:
             log = open(self.log_dir / f"{command}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
@@ -92,6 +106,7 @@ class CliCluster:
                 "RUST_LOG": os.environ.get("PICKLEBALL_TEST_LOG", "warn"),
                 # The embedded Python of the binaries finds the venv's packages through it.
                 "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+                **({"PICKLEBALL_TOKEN": token} if token is not None else {}),
             },
         )
 
@@ -100,26 +115,28 @@ class CliCluster:
             return [PICKLEBALL, command]
         return [str(Path(os.environ["PICKLEBALL_BIN_DIR"]) / f"pickleball-{command}")]
 
-    def _start_executor(self, vcores: int) -> subprocess.Popen[bytes]:
+    def _start_executor(self, vcores: int, token: str | None = None) -> subprocess.Popen[bytes]:
+        self.flight_ports.append(free_port())
         return self._spawn(
             "executor",
             "--scheduler-host=127.0.0.1",
             f"--scheduler-port={self.port}",
             "--bind-host=127.0.0.1",
             "--external-host=127.0.0.1",
-            f"--port={free_port()}",
+            f"--port={self.flight_ports[-1]}",
             f"--grpc-port={free_port()}",
             "--health-port=0",
             f"--vcores={vcores}",
             "--heartbeat-interval-seconds=1",
             *self.extra,
             *self.executor_extra,
+            token=token,
         )
 
     def registered_executors(self) -> int:
         """Executors the scheduler lists."""
         try:
-            return len(http_json(self.port, "/api/executors"))  # type: ignore[arg-type]
+            return len(http_json(self.port, "/api/executors", self.token))  # type: ignore[arg-type]
         except OSError:
             return 0
 

@@ -49,6 +49,8 @@ use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::SessionConfig;
 use pickleball_codec::udf::{PythonRuntime, UdfFrame};
 
+use crate::scheduler_client::SchedulerAddress;
+
 type Hook = Box<dyn FnOnce() + Send>;
 
 /// Fires once, when the job of the current task has ended; Python code running for the task
@@ -277,24 +279,20 @@ impl PythonRuntime for TaskBound {
 /// on the scheduler; stages are otherwise `inner`'s.
 pub struct CancellingEngine {
     inner: Arc<dyn ExecutionEngine>,
-    scheduler: String,
+    scheduler: SchedulerAddress,
 }
 
 impl CancellingEngine {
-    /// Wraps `inner`; jobs are looked up on the scheduler at `scheduler_url`
-    /// (`http://host:port`).
-    pub fn new(inner: Arc<dyn ExecutionEngine>, scheduler_url: impl Into<String>) -> Self {
-        Self {
-            inner,
-            scheduler: scheduler_url.into(),
-        }
+    /// Wraps `inner`; jobs are looked up on `scheduler`.
+    pub fn new(inner: Arc<dyn ExecutionEngine>, scheduler: SchedulerAddress) -> Self {
+        Self { inner, scheduler }
     }
 }
 
 impl fmt::Debug for CancellingEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CancellingEngine")
-            .field("scheduler", &self.scheduler)
+            .field("scheduler", &self.scheduler.url)
             .finish_non_exhaustive()
     }
 }
@@ -338,7 +336,7 @@ struct CancellingStage {
     /// Fired when the job ends (see the module documentation).
     token: Arc<CancelToken>,
     job_id: JobId,
-    scheduler: String,
+    scheduler: SchedulerAddress,
 }
 
 impl fmt::Display for CancellingStage {

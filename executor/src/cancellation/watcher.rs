@@ -6,7 +6,7 @@
 //! per-worker LIFO slot is not stolen by other workers) and never fire; this thread cannot be
 //! starved that way. It also asks once per job, however many of its tasks run here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -17,6 +17,7 @@ use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use tonic::transport::Channel;
 
 use super::CancelToken;
+use crate::scheduler_client::SchedulerAddress;
 
 /// How often the jobs of running tasks are looked up on the scheduler.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -26,7 +27,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a running task asked to be told about.
 struct Watched {
-    scheduler: String,
+    scheduler: SchedulerAddress,
     job_id: String,
     tokens: Vec<Arc<CancelToken>>,
 }
@@ -56,10 +57,14 @@ fn watched() -> std::sync::MutexGuard<'static, HashMap<u64, Watched>> {
     WATCHED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Fires `tokens` once the scheduler at `scheduler` (`http://host:port`) says `job_id` is
-/// neither queued nor running, unless the returned guard drops first. An unreachable
-/// scheduler is not a reason: the task goes on and the watcher asks again.
-pub fn watch(scheduler: String, job_id: String, tokens: Vec<Arc<CancelToken>>) -> WatchGuard {
+/// Fires `tokens` once `scheduler` says `job_id` is neither queued nor running, unless the
+/// returned guard drops first. An unreachable scheduler is not a reason: the task goes on and
+/// the watcher asks again.
+pub fn watch(
+    scheduler: SchedulerAddress,
+    job_id: String,
+    tokens: Vec<Arc<CancelToken>>,
+) -> WatchGuard {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     watched().insert(
@@ -72,6 +77,9 @@ pub fn watch(scheduler: String, job_id: String, tokens: Vec<Arc<CancelToken>>) -
     );
     WatchGuard(id)
 }
+
+/// The watcher's connections, one per scheduler.
+type Clients = HashMap<SchedulerAddress, SchedulerGrpcClient<Channel>>;
 
 /// The watcher thread's body: one round per [`WATCH_INTERVAL`], forever.
 fn run() {
@@ -93,13 +101,11 @@ fn run() {
 }
 
 /// Looks up each watched job once and fires the tokens of those that ended.
-async fn round(clients: &mut HashMap<String, SchedulerGrpcClient<Channel>>) {
-    let mut jobs: Vec<(String, String)> = watched()
+async fn round(clients: &mut Clients) {
+    let jobs: HashSet<(SchedulerAddress, String)> = watched()
         .values()
         .map(|w| (w.scheduler.clone(), w.job_id.clone()))
         .collect();
-    jobs.sort();
-    jobs.dedup();
     for (scheduler, job_id) in jobs {
         if has_ended(clients, &scheduler, &job_id).await {
             log::info!("job {job_id} has ended on the scheduler; stopping its Python UDFs");
@@ -118,16 +124,11 @@ async fn round(clients: &mut HashMap<String, SchedulerGrpcClient<Channel>>) {
 
 /// Whether the scheduler says the job is neither queued nor running (false when it cannot
 /// be asked).
-async fn has_ended(
-    clients: &mut HashMap<String, SchedulerGrpcClient<Channel>>,
-    scheduler: &str,
-    job_id: &str,
-) -> bool {
+async fn has_ended(clients: &mut Clients, scheduler: &SchedulerAddress, job_id: &str) -> bool {
     if !clients.contains_key(scheduler) {
-        let connect = SchedulerGrpcClient::connect(scheduler.to_owned());
-        match tokio::time::timeout(LOOKUP_TIMEOUT, connect).await {
+        match tokio::time::timeout(LOOKUP_TIMEOUT, scheduler.connect()).await {
             Ok(Ok(client)) => {
-                clients.insert(scheduler.to_owned(), client);
+                clients.insert(scheduler.clone(), client);
             }
             _ => return false,
         }
@@ -139,7 +140,7 @@ async fn has_ended(
     let status = match tokio::time::timeout(LOOKUP_TIMEOUT, request).await {
         Ok(Ok(reply)) => reply.into_inner().status.and_then(|s| s.status),
         outcome => {
-            log::debug!("looking up job {job_id} on {scheduler}: {outcome:?}");
+            log::debug!("looking up job {job_id} on {}: {outcome:?}", scheduler.url);
             clients.remove(scheduler);
             return false;
         }

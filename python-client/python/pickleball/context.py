@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -320,12 +321,16 @@ def _split_settings(settings: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def connect(url: str, *, connect_timeout: float = 5.0, **settings: Any) -> SessionContext:
+def connect(
+    url: str, *, connect_timeout: float = 5.0, token: str | None = None, **settings: Any
+) -> SessionContext:
     """Connect to the pickleball scheduler at ``url`` (``df://host:port``).
 
     ``settings`` are DataFusion or Ballista configuration keys, passed with ``**{...}``
     because they contain dots. Fails with ``ConnectionError`` within ``connect_timeout``
-    seconds if the scheduler cannot be reached.
+    seconds if the scheduler cannot be reached. ``token`` is the cluster's shared secret
+    (default: the ``PICKLEBALL_TOKEN`` environment variable) for a cluster started with one;
+    a missing or wrong token fails with ``PermissionError``.
 
     Examples:
         >>> import pickleball
@@ -336,7 +341,9 @@ def connect(url: str, *, connect_timeout: float = 5.0, **settings: Any) -> Sessi
 
     """
     config = _split_settings(settings)
-    cluster = Cluster.connect(url, config, connect_timeout)
+    if token is None:
+        token = os.environ.get("PICKLEBALL_TOKEN") or None
+    cluster = Cluster.connect(url, config, connect_timeout, token)
     return SessionContext(cluster, config)
 
 
