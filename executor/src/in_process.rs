@@ -10,21 +10,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_flight::flight_service_server::FlightServiceServer;
 use ballista_core::error::{BallistaError, Result};
 use ballista_core::ids::new_instance_id;
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::ExecutorRegistration;
-use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::scheduler::{
     ExecutorOperatingSystemSpecification, ExecutorSpecification,
 };
 use ballista_core::utils::{GrpcServerConfig, create_grpc_server, create_grpc_server_incoming};
-use ballista_core::{BALLISTA_PROTOCOL_VERSION, ConfigProducer, RuntimeProducer};
+use ballista_core::{BALLISTA_PROTOCOL_VERSION, RuntimeProducer};
 use ballista_executor::execution_engine::DefaultExecutionEngine;
 use ballista_executor::execution_loop::poll_loop;
 use ballista_executor::executor::Executor;
-use ballista_executor::flight_service::BallistaFlightService;
 use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -122,18 +119,22 @@ impl PollWaker {
     }
 }
 
-/// Starts an executor inside this process that pulls tasks from the scheduler at
-/// `scheduler_url`, serving Flight on an ephemeral loopback port; `waker` drives its polls.
+/// Starts an executor inside this process that pulls tasks from `scheduler`, serving Flight on
+/// an ephemeral loopback port (behind the scheduler's token, if any); `waker` drives its
+/// polls.
 pub async fn spawn_in_process(
-    scheduler_url: String,
+    scheduler: SchedulerAddress,
     vcores: usize,
     waker: &PollWaker,
 ) -> Result<()> {
-    let scheduler = SchedulerGrpcClient::connect(scheduler_url.clone())
+    let token = scheduler.token.clone();
+    let client = scheduler
+        .connect()
         .await
         .map_err(|e| {
             BallistaError::GrpcConnectionError(format!(
-                "in-process executor cannot reach scheduler {scheduler_url}: {e}"
+                "in-process executor cannot reach scheduler {}: {e}",
+                scheduler.url
             ))
         })?
         .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
@@ -161,7 +162,7 @@ pub async fn spawn_in_process(
         // Kept for the life of the process, like Ballista's own work dirs.
         .keep();
     let work_dir = work_dir.to_string_lossy().into_owned();
-    let config_producer: ConfigProducer = Arc::new(crate::cancellation::task_session_config);
+    let config_producer = crate::cancellation::task_config_producer(token.clone());
     let runtime = Arc::new(RuntimeEnvBuilder::new().build()?);
     let runtime_producer: RuntimeProducer = Arc::new(move |_| Ok(runtime.clone()));
     let executor = Arc::new(Executor::new(
@@ -174,12 +175,10 @@ pub async fn spawn_in_process(
         vcores,
         Arc::new(CancellingEngine::new(
             Arc::new(DefaultExecutionEngine::new()),
-            SchedulerAddress::new(scheduler_url.clone(), None),
+            scheduler,
         )),
     ));
-    let flight = FlightServiceServer::new(BallistaFlightService::new(work_dir))
-        .max_decoding_message_size(GRPC_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(GRPC_MAX_MESSAGE_BYTES);
+    let flight = crate::token_flight::flight_service(work_dir, token);
     tokio::spawn(
         create_grpc_server(&GrpcServerConfig::default())
             .add_service(flight)
@@ -193,7 +192,7 @@ pub async fn spawn_in_process(
     );
     let (notify, slots) = waker.register(vcores);
     tokio::spawn(poll_loop(
-        scheduler,
+        client,
         executor,
         codec,
         Some(notify),

@@ -158,11 +158,7 @@ impl ExecutorArgs {
             PythonLogicalCodec::default().with_udfs(udfs.clone()),
         ));
         config.override_physical_codec = Some(Arc::new(PythonPhysicalCodec::with_udfs(udfs)));
-        config.override_config_producer = Some(match token.clone() {
-            // Shuffle reads of the task fetch from other executors: with the token.
-            Some(token) => Arc::new(move || token.apply_to(cancellation::task_session_config())),
-            None => Arc::new(cancellation::task_session_config),
-        });
+        config.override_config_producer = Some(cancellation::task_config_producer(token.clone()));
         config.override_function_registry = Some(Arc::new(function_registry()));
         // Ballista's default engine with cancellation reaching Python (the engine's shuffle
         // reads open a connection per fetch: Ballista's client pool is private to its crate).

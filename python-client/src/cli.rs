@@ -2,7 +2,8 @@
 //! definitions as the Rust binaries so both accept exactly the same options.
 
 use clap::Parser;
-use pyo3::exceptions::{PyRuntimeError, PySystemExit};
+use pickleball_codec::token::ClusterToken;
+use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyValueError};
 use pyo3::prelude::*;
 
 use crate::runtime::build_runtime;
@@ -47,6 +48,9 @@ struct StandaloneCli {
     /// Task slots per executor (0: every core).
     #[arg(long, env = "PICKLEBALL_VCORES", default_value_t = 0)]
     vcores: usize,
+    /// Shared secret clients must present (for a --bind-host others can reach).
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 fn parse<T: Parser>(argv: Vec<String>) -> PyResult<T> {
@@ -92,8 +96,16 @@ pub fn run_standalone(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
     let cli: StandaloneCli = parse(argv)?;
     init_logging();
     py.detach(|| {
-        let cluster = Standalone::start(&cli.bind_host, cli.bind_port, cli.executors, cli.vcores)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let token =
+            ClusterToken::from_option(cli.token.as_deref()).map_err(PyValueError::new_err)?;
+        let cluster = Standalone::start(
+            &cli.bind_host,
+            cli.bind_port,
+            cli.executors,
+            cli.vcores,
+            token,
+        )
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let host = if cli.bind_host == "0.0.0.0" {
             "localhost"
         } else {

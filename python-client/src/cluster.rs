@@ -218,9 +218,10 @@ impl Cluster {
         port: u16,
     ) -> PyResult<Self> {
         py.detach(|| {
-            let cluster = Standalone::start(bind_host, port, executors, vcores).map_err(|e| {
-                PyRuntimeError::new_err(format!("starting the standalone cluster: {e}"))
-            })?;
+            let cluster =
+                Standalone::start(bind_host, port, executors, vcores, None).map_err(|e| {
+                    PyRuntimeError::new_err(format!("starting the standalone cluster: {e}"))
+                })?;
             let client =
                 Self::new("127.0.0.1", cluster.port(), settings, None).map_err(execution_error)?;
             *client.standalone.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster);

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ballista_core::config::TaskSchedulingPolicy;
 use datafusion::common::{DataFusionError, Result};
+use pickleball_codec::token::ClusterToken;
 use pickleball_executor::PollWaker;
+use pickleball_executor::scheduler_client::SchedulerAddress;
 use pickleball_scheduler::{BoundScheduler, SchedulerArgs};
 
 use tokio::runtime::Runtime;
@@ -23,13 +25,21 @@ pub struct Standalone {
 impl Standalone {
     /// Starts a scheduler on `bind_host:port` (0: any free port) and `executors` executors with
     /// `vcores` task slots each (0: every core), and waits until all of them are registered.
-    pub fn start(bind_host: &str, port: u16, executors: usize, vcores: usize) -> Result<Self> {
+    /// With `token`, the scheduler and the executors' Flight services require it.
+    pub fn start(
+        bind_host: &str,
+        port: u16,
+        executors: usize,
+        vcores: usize,
+        token: Option<ClusterToken>,
+    ) -> Result<Self> {
         let runtime = build_runtime("pickleball-standalone");
         let mut args = SchedulerArgs {
             bind_host: bind_host.to_string(),
             bind_port: port,
             scheduling_policy: Some(TaskSchedulingPolicy::PullStaged),
-            // In-process executors present no token (PICKLEBALL_TOKEN is for `connect`).
+            // Given as a `ClusterToken` below (PICKLEBALL_TOKEN in the environment is for
+            // `connect` and the CLI).
             token: None,
             ..SchedulerArgs::default()
         };
@@ -40,7 +50,10 @@ impl Standalone {
             let waker = PollWaker::start();
             let notified = Arc::clone(&waker);
             config.on_work_available = Some(Arc::new(move |_| notified.work_available()));
-            let bound = BoundScheduler::bind(config).await.map_err(to_df)?;
+            let bound = BoundScheduler::bind(config)
+                .await
+                .map_err(to_df)?
+                .require_token(token.clone());
             let addr = bound.local_addr().map_err(to_df)?;
             tokio::spawn(async move {
                 if let Err(e) = bound.serve().await {
@@ -49,7 +62,8 @@ impl Standalone {
             });
             let url = format!("http://127.0.0.1:{}", addr.port());
             for _ in 0..executors.max(1) {
-                pickleball_executor::spawn_in_process(url.clone(), vcores, &waker)
+                let scheduler = SchedulerAddress::new(url.clone(), token.clone());
+                pickleball_executor::spawn_in_process(scheduler, vcores, &waker)
                     .await
                     .map_err(to_df)?;
             }

@@ -34,16 +34,17 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliCluster]:
     cluster.stop()
 
 
-def test_jobs_run_with_the_token_across_executors(guarded: CliCluster) -> None:
+def _assert_jobs_run(ctx: pickleball.SessionContext) -> None:
+    """A row-wise UDF in a repartitioned aggregate, whose shuffle is read over Flight from
+    every executor, and a DataFrame aggregate: the results are right."""
+
     def bucket(x: int) -> int:
         return x % 7
 
-    ctx = pickleball.connect(guarded.url, token=TOKEN)
     ctx.register_udf(pickleball.udf(bucket))
     ctx.register_record_batches(
         "t", [[pa.record_batch({"x": list(range(i * 1000, (i + 1) * 1000))})] for i in range(4)]
     )
-    # A repartitioned aggregate: its shuffle is read over Flight from both executors.
     rows = ctx.sql(
         "select bucket(x) as b, count(*) as n, sum(x) as s from t group by bucket(x) order by b"
     ).to_pylist()
@@ -56,6 +57,31 @@ def test_jobs_run_with_the_token_across_executors(guarded: CliCluster) -> None:
     # The DataFrame API and result fetches too.
     df = ctx.table("t").aggregate([], [f.max(col("x")).alias("m")])
     assert df.to_pylist() == [{"m": 3999}]
+
+
+def test_jobs_run_with_the_token_across_executors(guarded: CliCluster) -> None:
+    _assert_jobs_run(pickleball.connect(guarded.url, token=TOKEN))
+
+
+def test_a_standalone_process_can_require_a_token() -> None:
+    standalone = [PICKLEBALL, "standalone", "--bind-port", "0", "--executors", "2"]
+    process = subprocess.Popen(
+        ["setpriv", "--pdeathsig", "KILL", *standalone],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PICKLEBALL_TOKEN": TOKEN},
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        assert url.startswith("df://"), url
+        with pytest.raises(PermissionError, match="requires a token"):
+            pickleball.connect(url)
+        _assert_jobs_run(pickleball.connect(url, token=TOKEN))
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_the_token_can_come_from_the_environment(

@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use ballista_core::JobId;
 use ballista_core::serde::protobuf::{ShuffleWritePartition, TaskColumnStats};
+use ballista_core::{ConfigProducer, JobId};
 use ballista_executor::execution_engine::{ExecutionEngine, QueryStageExecutor};
 use datafusion::common::config::{ConfigExtension, ConfigOptions};
 use datafusion::common::{Result, extensions_options};
@@ -47,6 +47,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::prelude::SessionConfig;
+use pickleball_codec::token::ClusterToken;
 use pickleball_codec::udf::{PythonRuntime, UdfFrame};
 
 use crate::scheduler_client::SchedulerAddress;
@@ -181,6 +182,15 @@ const UNCLAIMED: Duration = Duration::from_secs(60);
 /// token. The executor's config producer, which Ballista calls once per task.
 pub fn task_session_config() -> SessionConfig {
     mark_task(pickleball_codec::session::pickleball_session_config())
+}
+
+/// The executor's config producer: [`task_session_config`], whose gRPC channels (the task's
+/// shuffle reads from other executors) present the cluster token, if any.
+pub fn task_config_producer(token: Option<ClusterToken>) -> ConfigProducer {
+    match token {
+        Some(token) => Arc::new(move || token.apply_to(task_session_config())),
+        None => Arc::new(task_session_config),
+    }
 }
 
 /// `config` with a fresh [`TaskMarker`] and its token.
