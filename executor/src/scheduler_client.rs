@@ -4,7 +4,7 @@
 use ballista_core::error::{BallistaError, Result};
 use ballista_core::serde::protobuf::GetJobStatusParams;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
-use pickleball_codec::token::ClusterToken;
+use pickleball_codec::token::{ClusterToken, REFUSED};
 use tonic::transport::{Channel, Endpoint};
 
 /// A scheduler's gRPC address (`http://host:port`) and the token it requires, if any.
@@ -38,24 +38,40 @@ impl SchedulerAddress {
     }
 
     /// Fails with a clear message when the scheduler refuses this executor's token (or its
-    /// lack of one), instead of an executor that never gets work.
+    /// lack of one), instead of an executor that never gets work; and when this executor has
+    /// a token the scheduler does not require (the cluster would be open to anyone, and the
+    /// two would not agree on the scheduling policy).
     pub async fn check_token(&self) -> Result<()> {
-        let mut client = self
+        if self.refuses(self).await? {
+            return Err(BallistaError::Configuration(format!(
+                "the scheduler at {} refused this executor: {}",
+                self.url, REFUSED
+            )));
+        }
+        let anonymous = SchedulerAddress::new(self.url.clone(), None);
+        if self.token.is_some() && !self.refuses(&anonymous).await? {
+            return Err(BallistaError::Configuration(format!(
+                "this executor has a cluster token but the scheduler at {} requires none: \
+                 start the scheduler with the same PICKLEBALL_TOKEN, or this executor without \
+                 one",
+                self.url
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the scheduler answers a call made as `caller` with `Unauthenticated`.
+    async fn refuses(&self, caller: &SchedulerAddress) -> Result<bool> {
+        let mut client = caller
             .connect()
             .await
             .map_err(|e| BallistaError::GrpcConnectionError(format!("{}: {e}", self.url)))?;
         let probe = GetJobStatusParams {
             job_id: "pickleball-token-check".into(),
         };
-        match client.get_job_status(probe).await {
-            Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                Err(BallistaError::Configuration(format!(
-                    "the scheduler at {} refused this executor: {}",
-                    self.url,
-                    status.message()
-                )))
-            }
-            _ => Ok(()),
-        }
+        Ok(matches!(
+            client.get_job_status(probe).await,
+            Err(status) if status.code() == tonic::Code::Unauthenticated
+        ))
     }
 }

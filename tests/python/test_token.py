@@ -164,27 +164,38 @@ def test_ctrl_c_cancels_a_job_on_a_token_cluster(guarded: CliCluster, tmp_path: 
     assert "Running" not in [job["status"] for job in jobs]  # type: ignore[union-attr,index]
 
 
-def _exit_and_log(process: subprocess.Popen[bytes], log_dir: Path, command: str) -> str:
-    process.wait(timeout=60)
-    logs = sorted(log_dir.glob(f"{command}-*.log"), key=lambda p: p.stat().st_mtime)
-    return logs[-1].read_text()
+def _failed_executor_log(cluster: CliCluster, token: str | None, tmp_path: Path) -> str:
+    """Start an executor of ``cluster`` with ``token``; it must exit with an error: its log."""
+    kept, cluster.log_dir = cluster.log_dir, tmp_path
+    try:
+        executor = cluster._start_executor(1, token=token)
+    finally:
+        cluster.log_dir = kept
+    assert executor.wait(timeout=60) != 0
+    return next(tmp_path.glob("executor-*.log")).read_text()
 
 
 def test_an_executor_with_a_wrong_token_exits_with_the_reason(
     guarded: CliCluster, tmp_path: Path
 ) -> None:
-    guarded.log_dir = tmp_path
-    try:
-        executor = guarded._start_executor(1, token="wrong")
-        log = _exit_and_log(executor, tmp_path, "executor")
-    finally:
-        guarded.log_dir = None
-    assert executor.returncode != 0
+    log = _failed_executor_log(guarded, "wrong", tmp_path)
     assert "refused this executor" in log, log
     assert "requires its token" in log, log
-    # The cluster still has its two executors and runs jobs.
+    # The cluster still has its two executors.
     time.sleep(0.5)
     assert guarded.registered_executors() == 2
+
+
+def test_an_executor_with_a_token_the_scheduler_lacks_exits_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    open_cluster = CliCluster(executors=0)
+    try:
+        log = _failed_executor_log(open_cluster, TOKEN, tmp_path)
+    finally:
+        open_cluster.stop()
+    assert "the scheduler at" in log, log
+    assert "requires none" in log, log
 
 
 def test_push_staged_scheduling_with_a_token_is_refused() -> None:
