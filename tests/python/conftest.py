@@ -46,6 +46,29 @@ def http_json(port: int, path: str, token: str | None = None) -> object:
         return json.load(response)
 
 
+@contextlib.contextmanager
+def standalone_process(
+    *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``pickleball standalone --bind-port 0 FLAGS`` as a process (``env`` added to ours):
+    the process and the ``df://`` URL it prints; killed on exit."""
+    process = subprocess.Popen(
+        ["setpriv", "--pdeathsig", "KILL", PICKLEBALL, "standalone", "--bind-port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "df://" in line, line
+        yield process, line.split()[-1]
+    finally:
+        process.kill()
+        process.wait()
+
+
 class CliCluster:
     """A scheduler and executors started with the ``pickleball`` CLI as OS processes."""
 

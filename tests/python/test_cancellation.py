@@ -194,10 +194,24 @@ def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str, tmp_path: Path) 
 
     seen: dict[str, str] = {}
 
-    def press_ctrl_c() -> None:
-        # What Ctrl-C does: SIGINT, handled by the main thread, which waits in collect().
+    def job_running() -> None:
         seen["job"] = _wait_for_new_running_job(port, before)
         time.sleep(0.5)
+
+    _collect_with_ctrl_c(df, job_running)
+    assert _final_status(port, seen["job"]) == "Failed"
+    assert [job_id for job_id in _jobs(port) if job_id not in before] == [seen["job"]]
+    _assert_executors_recovered(ctx, table)
+    _assert_stopped(beat)
+
+
+def _collect_with_ctrl_c(df: Any, wait_until_running: Callable[[], None]) -> None:
+    """``df.collect()``, with Ctrl-C pressed once ``wait_until_running`` returns: what Ctrl-C
+    does, SIGINT handled by the main thread, which waits in collect(). It must raise
+    KeyboardInterrupt."""
+
+    def press_ctrl_c() -> None:
+        wait_until_running()
         _thread.interrupt_main()
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
@@ -205,10 +219,6 @@ def test_ctrl_c_in_the_client_cancels_the_job(cluster_url: str, tmp_path: Path) 
     with pytest.raises(KeyboardInterrupt):
         df.collect()
     presser.join(timeout=5)
-    assert _final_status(port, seen["job"]) == "Failed"
-    assert [job_id for job_id in _jobs(port) if job_id not in before] == [seen["job"]]
-    _assert_executors_recovered(ctx, table)
-    _assert_stopped(beat)
 
 
 def _final_status(port: int, job_id: str) -> str | None:

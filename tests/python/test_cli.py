@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PICKLEBALL
+from conftest import PICKLEBALL, standalone_process
 
 import pickleball
 
@@ -87,23 +86,9 @@ def test_demo_runs_and_agrees_with_local_datafusion(tmp_path: Path) -> None:
 
 
 def test_standalone_process_serves_clients_and_stops_on_sigint() -> None:
-    standalone = [PICKLEBALL, "standalone", "--bind-port", "0", "--executors", "2"]
-    process = subprocess.Popen(
-        ["setpriv", "--pdeathsig", "KILL", *standalone],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"df://\S+", line)
-        assert match, line
-        ctx = pickleball.connect(match.group(0))
+    with standalone_process("--executors", "2") as (process, url):
+        ctx = pickleball.connect(url)
         ctx.from_pydict({"a": [1, 2, 3]}, name="t")
         assert ctx.sql("select sum(a) as s from t").to_pylist() == [{"s": 6}]
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
-    finally:
-        process.kill()
-        process.wait()

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import _thread
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -16,10 +14,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
-from conftest import PICKLEBALL, CliCluster, bearer, free_port, http_json
+from conftest import PICKLEBALL, CliCluster, bearer, free_port, http_json, standalone_process
 from datafusion import col
 from datafusion import functions as f
-from test_cancellation import _assert_stopped, _query
+from test_cancellation import _assert_stopped, _collect_with_ctrl_c, _query
 
 import pickleball
 
@@ -64,24 +62,10 @@ def test_jobs_run_with_the_token_across_executors(guarded: CliCluster) -> None:
 
 
 def test_a_standalone_process_can_require_a_token() -> None:
-    standalone = [PICKLEBALL, "standalone", "--bind-port", "0", "--executors", "2"]
-    process = subprocess.Popen(
-        ["setpriv", "--pdeathsig", "KILL", *standalone],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PICKLEBALL_TOKEN": TOKEN},
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().split()[-1]
-        assert url.startswith("df://"), url
+    with standalone_process("--executors", "2", env={"PICKLEBALL_TOKEN": TOKEN}) as (_, url):
         with pytest.raises(PermissionError, match="requires a token"):
             pickleball.connect(url)
         _assert_jobs_run(pickleball.connect(url, token=TOKEN))
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_the_token_can_come_from_the_environment(
@@ -148,17 +132,12 @@ def test_ctrl_c_cancels_a_job_on_a_token_cluster(guarded: CliCluster, tmp_path: 
         ctx, pa.table({"x": pa.array(range(2_000), pa.int64())}), "rows-subinterpreter", str(beat)
     )
 
-    def press_ctrl_c() -> None:
+    def udf_running() -> None:
         deadline = time.monotonic() + 30
         while not (beat.exists() and beat.stat().st_size > 0) and time.monotonic() < deadline:
             time.sleep(0.05)
-        _thread.interrupt_main()
 
-    presser = threading.Thread(target=press_ctrl_c, daemon=True)
-    presser.start()
-    with pytest.raises(KeyboardInterrupt):
-        df.collect()
-    presser.join(timeout=5)
+    _collect_with_ctrl_c(df, udf_running)
     _assert_stopped(beat)
     jobs = http_json(guarded.port, "/api/jobs", TOKEN)
     assert "Running" not in [job["status"] for job in jobs]  # type: ignore[union-attr,index]
