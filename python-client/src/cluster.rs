@@ -13,7 +13,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use pickleball_codec::token::ClusterToken;
-use pyo3::exceptions::{PyConnectionError, PyPermissionError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyPermissionError, PyRuntimeError, PyUserWarning, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tokio::sync::mpsc;
@@ -141,13 +143,21 @@ impl Cluster {
 
 impl Cluster {
     /// Fails with `PermissionError` if the scheduler refuses this client's token (or its lack
-    /// of one), so a wrong token shows at `connect`, not at the first query.
-    fn check_token(&self, timeout: Duration) -> PyResult<()> {
-        let answer = runtime().block_on(async {
-            tokio::time::timeout(timeout, self.scheduler.request("GET", "/api/version")).await
-        });
-        match answer {
-            Ok(Ok((401, _))) => Err(PyPermissionError::new_err(format!(
+    /// of one), so a wrong token shows at `connect`, not at the first query. Returns whether
+    /// the client has a token the scheduler does not ask for (it would let anyone in).
+    fn check_token(&self, timeout: Duration) -> PyResult<bool> {
+        let status = |scheduler: &SchedulerHttp| {
+            let answer = runtime().block_on(async {
+                tokio::time::timeout(timeout, scheduler.request("GET", "/api/version")).await
+            });
+            match answer {
+                Ok(Ok((status, _))) => Some(status),
+                // For the first query to report (a slow answer, a broken connection).
+                _ => None,
+            }
+        };
+        if status(&self.scheduler) == Some(401) {
+            return Err(PyPermissionError::new_err(format!(
                 "the pickleball scheduler at {} refused this client: {}",
                 self.url,
                 if self.scheduler.token.is_some() {
@@ -156,11 +166,16 @@ impl Cluster {
                     "it requires a token; pass token=... to pickleball.connect() or set \
                      PICKLEBALL_TOKEN"
                 }
-            ))),
-            // Anything else is for the first query to report (an old scheduler without the
-            // REST API, a slow answer).
-            _ => Ok(()),
+            )));
         }
+        if self.scheduler.token.is_none() {
+            return Ok(false);
+        }
+        let anonymous = SchedulerHttp {
+            token: None,
+            ..self.scheduler.clone()
+        };
+        Ok(status(&anonymous) == Some(200))
     }
 }
 
@@ -197,13 +212,24 @@ impl Cluster {
     ) -> PyResult<Self> {
         let (host, port) = parse_url(url)?;
         let token = ClusterToken::from_option(token).map_err(PyValueError::new_err)?;
-        py.detach(|| {
+        let (cluster, needless_token) = py.detach(|| {
             let timeout = Duration::from_secs_f64(connect_timeout);
             probe(&host, port, timeout)?;
             let cluster = Self::new(&host, port, settings, token).map_err(execution_error)?;
-            cluster.check_token(timeout)?;
-            Ok(cluster)
-        })
+            let needless_token = cluster.check_token(timeout)?;
+            Ok::<_, PyErr>((cluster, needless_token))
+        })?;
+        if needless_token {
+            let message = format!(
+                "the pickleball scheduler at {} requires no token: anyone who can reach it may \
+                 use it; start the scheduler and executors with PICKLEBALL_TOKEN to close it",
+                cluster.url
+            );
+            let message = std::ffi::CString::new(message).expect("no NUL in the message");
+            // Level 2: the warning points at the user's `pickleball.connect(...)` line.
+            PyErr::warn(py, &py.get_type::<PyUserWarning>(), &message, 2)?;
+        }
+        Ok(cluster)
     }
 
     /// Starts an in-process scheduler and `executors` executors and connects to them.

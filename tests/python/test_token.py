@@ -85,6 +85,12 @@ def test_clients_without_the_token_are_refused_at_connect(guarded: CliCluster) -
         pickleball.connect(guarded.url, token=" ")
 
 
+def test_a_token_for_an_open_cluster_warns(cli_cluster: CliCluster) -> None:
+    with pytest.warns(UserWarning, match="requires no token: anyone who can reach it"):
+        ctx = pickleball.connect(cli_cluster.url, token=TOKEN)
+    assert ctx.sql("select 1 as one").to_pylist() == [{"one": 1}]
+
+
 def _status(port: int, path: str, authorization: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     if authorization is not None:
