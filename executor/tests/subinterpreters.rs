@@ -632,8 +632,11 @@ fn large_inputs_keep_their_order_across_interpreters() {
 fn chunks_run_on_different_interpreter_threads() {
     let _serial = serial();
     let input = arc(Int64Array::from_iter_values(0..30_000));
+    // Each chunk's first row waits a while, so one interpreter cannot take both chunks
+    // before the other thread is scheduled (which made this test flaky on a busy VM).
     let idents = run(
-        "lambda x: __import__('threading').get_ident()",
+        "lambda x: (x % 15_000 == 0 and __import__('time').sleep(0.2), \
+         __import__('threading').get_ident())[1]",
         &[input],
         &DataType::UInt64,
     );
@@ -763,6 +766,36 @@ fn raising_udf_reports_name_exception_and_traceback() {
         None,
     );
     assert!(again.is_ok(), "{again:?}");
+}
+
+#[test]
+fn a_udf_that_consumes_its_callers_iterator_fails_cleanly() {
+    let _serial = serial();
+    // The UDF reaches into the row loop's frame and skips a row: fewer results than rows.
+    let (digest, bytes) = payload(
+        "import sys\n\ndef f(x):\n    if x == 10:\n        next(sys._getframe(1).f_locals['first'])\n    return x\n",
+    );
+    let result = pool().call_rows(
+        "sneaky",
+        digest,
+        &bytes,
+        &[arc(Int64Array::from_iter_values(0..100))],
+        100,
+        &DataType::Int64,
+        None,
+    );
+    let Err(RowsError::Failed(e)) = result else {
+        panic!("expected a failure: {result:?}");
+    };
+    let message = e.to_string();
+    assert!(message.contains("'sneaky'"), "{message}");
+    assert!(message.contains("rows 0..100"), "{message}");
+    let ok = run(
+        "lambda x: x * 2",
+        &[arc(Int64Array::from_iter_values(0..3))],
+        &DataType::Int64,
+    );
+    assert_eq!(int64s(&ok), &[0, 2, 4]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unic
 /// is an iterator over the first argument (over `None`s for a UDF without arguments) so that,
 /// if `f` raises, what is left of it tells the failing row.
 const APPLY_SOURCE: &std::ffi::CStr = c"
-def apply(f, nargs, first, *rest):
+def apply(f, nargs, first, *rest, zip=zip):
     if nargs == 1:
         return [f(a) for a in first]
     if nargs == 2:

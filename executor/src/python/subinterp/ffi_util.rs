@@ -35,9 +35,7 @@ impl Gil {
 /// A strong reference to a Python object, released (`Py_DECREF`) on drop.
 ///
 /// `!Send` (it wraps a raw pointer), so it never leaves the thread of the interpreter that
-/// made it; the worker drops every `PyObj` while it holds that interpreter's GIL. The layout
-/// is a non-null pointer, so `Option<PyObj>` has the layout of `*mut PyObject` (used for
-/// vectorcall argument arrays).
+/// made it; the worker drops every `PyObj` while it holds that interpreter's GIL.
 #[repr(transparent)]
 pub(super) struct PyObj(NonNull<ffi::PyObject>);
 

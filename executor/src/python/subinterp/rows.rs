@@ -111,9 +111,22 @@ fn run_slice(
         let (row, raised) = raised_in_udf(py, ctx, &first, rows);
         return Err(call_error(name, row, &raised));
     };
+    // A UDF can reach `apply`'s frame and advance its iterator; never read past the list.
+    // SAFETY: the token proves the GIL is held; `results` is a live object.
+    let complete = unsafe {
+        ffi::PyList_CheckExact(results.as_ptr()) != 0
+            && ffi::PyList_GET_SIZE(results.as_ptr()) == rows.len() as ffi::Py_ssize_t
+    };
+    if !complete {
+        return Err(failed(format!(
+            "Python UDF '{name}' changed how it is called (it consumed its own argument \
+             iterator): rows {}..{} did not get one result each; do not touch the caller's frame",
+            rows.start, rows.end
+        )));
+    }
     for (i, row) in rows.enumerate() {
-        // SAFETY: `apply` returns a new list of one result per row; the item is borrowed
-        // while `results` is alive.
+        // SAFETY: `results` is a list of exactly one result per row (checked above); the
+        // item is borrowed while `results` is alive.
         let result = unsafe { ffi::PyList_GET_ITEM(results.as_ptr(), i as ffi::Py_ssize_t) };
         writer
             .append(py, ctx, result)
