@@ -82,8 +82,8 @@ pub struct ExecutorArgs {
     /// The cluster's shared secret, as given to the scheduler: sent on every call, and
     /// required of every Flight call to this executor. Prefer the environment variable:
     /// flags show in `ps`.
-    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true, value_parser = ClusterToken::new)]
+    pub token: Option<ClusterToken>,
     /// `deny` refuses to unpickle Python UDFs sent inside plans (unpickling is running the
     /// sender's code); only UDFs registered on this executor by name run.
     #[arg(long, env = "PICKLEBALL_PYTHON_UDFS", default_value = "allow")]
@@ -111,23 +111,18 @@ pub(crate) fn vcores_or_all(vcores: usize) -> usize {
 }
 
 impl ExecutorArgs {
-    /// The cluster token, if one was given.
-    pub fn cluster_token(&self) -> Result<Option<ClusterToken>> {
-        ClusterToken::from_option(self.token.as_deref()).map_err(BallistaError::Configuration)
-    }
-
     /// The scheduler, with the token to present to it.
     pub fn scheduler(&self) -> Result<SchedulerAddress> {
         Ok(SchedulerAddress::new(
             format!("http://{}:{}", self.scheduler_host, self.scheduler_port),
-            self.cluster_token()?,
+            self.token.clone(),
         ))
     }
 
     /// The Ballista executor configuration these flags describe, with pickleball's codecs.
     /// Runs the `--udf-module` files (Python must be initialized when there are any).
     pub fn to_config(&self) -> Result<ExecutorProcessConfig> {
-        let token = self.cluster_token()?;
+        let token = self.token.clone();
         let task_scheduling_policy = scheduling_policy(self.scheduling_policy, token.as_ref())
             .map_err(BallistaError::Configuration)?;
         let named = python::udf_module::load(&self.udf_modules)?;

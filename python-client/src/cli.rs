@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use pickleball_codec::token::ClusterToken;
-use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PySystemExit};
 use pyo3::prelude::*;
 
 use crate::runtime::build_runtime;
@@ -49,8 +49,8 @@ struct StandaloneCli {
     #[arg(long, env = "PICKLEBALL_VCORES", default_value_t = 0)]
     vcores: usize,
     /// Shared secret clients must present (for a --bind-host others can reach).
-    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true, value_parser = ClusterToken::new)]
+    token: Option<ClusterToken>,
 }
 
 fn parse<T: Parser>(argv: Vec<String>) -> PyResult<T> {
@@ -96,14 +96,12 @@ pub fn run_standalone(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
     let cli: StandaloneCli = parse(argv)?;
     init_logging();
     py.detach(|| {
-        let token =
-            ClusterToken::from_option(cli.token.as_deref()).map_err(PyValueError::new_err)?;
         let cluster = Standalone::start(
             &cli.bind_host,
             cli.bind_port,
             cli.executors,
             cli.vcores,
-            token,
+            cli.token.clone(),
         )
         .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let host = if cli.bind_host == "0.0.0.0" {

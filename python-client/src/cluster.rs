@@ -141,41 +141,46 @@ impl Cluster {
     }
 }
 
-impl Cluster {
-    /// Fails with `PermissionError` if the scheduler refuses this client's token (or its lack
-    /// of one), so a wrong token shows at `connect`, not at the first query. Returns whether
-    /// the client has a token the scheduler does not ask for (it would let anyone in).
-    fn check_token(&self, timeout: Duration) -> PyResult<bool> {
-        let status = |scheduler: &SchedulerHttp| {
-            let answer = runtime().block_on(async {
-                tokio::time::timeout(timeout, scheduler.request("GET", "/api/version")).await
-            });
-            match answer {
-                Ok(Ok((status, _))) => Some(status),
-                // For the first query to report (a slow answer, a broken connection).
-                _ => None,
-            }
+/// The token to connect with: fails with `PermissionError` if the scheduler refuses this
+/// client's token (or its lack of one), so a wrong token shows at `connect`, not at the first
+/// query. The first request carries no token: a scheduler that admits anyone (perhaps not the
+/// cluster's) never sees the credential, and gets none later (`needless` is then true: the
+/// client was given a token the scheduler does not ask for, so anyone may use it).
+fn admitted_token(
+    host: &str,
+    port: u16,
+    token: Option<ClusterToken>,
+    timeout: Duration,
+) -> PyResult<(Option<ClusterToken>, bool)> {
+    let status = |token: Option<ClusterToken>| {
+        let scheduler = SchedulerHttp {
+            host: host.to_string(),
+            port,
+            token,
         };
-        if status(&self.scheduler) == Some(401) {
-            return Err(PyPermissionError::new_err(format!(
-                "the pickleball scheduler at {} refused this client: {}",
-                self.url,
-                if self.scheduler.token.is_some() {
-                    "the token is not the cluster's"
-                } else {
-                    "it requires a token; pass token=... to pickleball.connect() or set \
-                     PICKLEBALL_TOKEN"
-                }
-            )));
+        let answer = runtime().block_on(async {
+            tokio::time::timeout(timeout, scheduler.request("GET", "/api/version")).await
+        });
+        match answer {
+            Ok(Ok((status, _))) => Some(status),
+            // For the first query to report (a slow answer, a broken connection).
+            _ => None,
         }
-        if self.scheduler.token.is_none() {
-            return Ok(false);
+    };
+    let refused = |reason: &str| {
+        PyPermissionError::new_err(format!(
+            "the pickleball scheduler at df://{host}:{port} refused this client: {reason}"
+        ))
+    };
+    match (status(None), token) {
+        (Some(200), Some(_)) => Ok((None, true)),
+        (Some(401), None) => Err(refused(
+            "it requires a token; pass token=... to pickleball.connect() or set PICKLEBALL_TOKEN",
+        )),
+        (Some(401), Some(token)) if status(Some(token.clone())) == Some(401) => {
+            Err(refused("the token is not the cluster's"))
         }
-        let anonymous = SchedulerHttp {
-            token: None,
-            ..self.scheduler.clone()
-        };
-        Ok(status(&anonymous) == Some(200))
+        (_, token) => Ok((token, false)),
     }
 }
 
@@ -212,17 +217,25 @@ impl Cluster {
     ) -> PyResult<Self> {
         let (host, port) = parse_url(url)?;
         let token = ClusterToken::from_option(token).map_err(PyValueError::new_err)?;
+        let timeout = Duration::try_from_secs_f64(connect_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "connect_timeout must be a positive number of seconds, got {connect_timeout}"
+                ))
+            })?;
         let (cluster, needless_token) = py.detach(|| {
-            let timeout = Duration::from_secs_f64(connect_timeout);
             probe(&host, port, timeout)?;
+            let (token, needless_token) = admitted_token(&host, port, token, timeout)?;
             let cluster = Self::new(&host, port, settings, token).map_err(execution_error)?;
-            let needless_token = cluster.check_token(timeout)?;
             Ok::<_, PyErr>((cluster, needless_token))
         })?;
         if needless_token {
             let message = format!(
-                "the pickleball scheduler at {} requires no token: anyone who can reach it may \
-                 use it; start the scheduler and executors with PICKLEBALL_TOKEN to close it",
+                "the pickleball scheduler at {} requires no token, so the token was not sent: \
+                 anyone who can reach it may use it; start the scheduler and executors with \
+                 PICKLEBALL_TOKEN to close it",
                 cluster.url
             );
             let message = std::ffi::CString::new(message).expect("no NUL in the message");

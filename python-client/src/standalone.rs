@@ -38,9 +38,7 @@ impl Standalone {
             bind_host: bind_host.to_string(),
             bind_port: port,
             scheduling_policy: Some(TaskSchedulingPolicy::PullStaged),
-            // Given as a `ClusterToken` below (PICKLEBALL_TOKEN in the environment is for
-            // `connect` and the CLI).
-            token: None,
+            token: token.clone(),
             ..SchedulerArgs::default()
         };
         args.external_host = "localhost".to_string();

@@ -71,19 +71,14 @@ pub struct SchedulerArgs {
     pub python_udfs: InlinePolicy,
     /// Shared secret of the cluster: clients and executors must present the same one (see
     /// the README's security section). Prefer the environment variable: flags show in `ps`.
-    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(long, env = "PICKLEBALL_TOKEN", hide_env_values = true, value_parser = ClusterToken::new)]
+    pub token: Option<ClusterToken>,
 }
 
 impl SchedulerArgs {
-    /// The cluster token, if one was given.
-    pub fn cluster_token(&self) -> Result<Option<ClusterToken>> {
-        ClusterToken::from_option(self.token.as_deref()).map_err(BallistaError::Configuration)
-    }
-
     /// The Ballista scheduler configuration these flags describe, with pickleball's codecs.
     pub fn to_config(&self) -> Result<SchedulerConfig> {
-        let token = self.cluster_token()?;
+        let token = self.token.clone();
         let scheduling_policy = scheduling_policy(self.scheduling_policy, token.as_ref())
             .map_err(BallistaError::Configuration)?;
         let mut config = SchedulerConfig {
@@ -211,7 +206,7 @@ impl BoundScheduler {
 pub async fn run_until_signal(args: &SchedulerArgs) -> Result<()> {
     let bound = BoundScheduler::bind(args.to_config()?)
         .await?
-        .require_token(args.cluster_token()?);
+        .require_token(args.token.clone());
     tokio::select! {
         result = bound.serve() => result,
         _ = shutdown_signal() => {

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,9 +88,61 @@ def test_clients_without_the_token_are_refused_at_connect(guarded: CliCluster) -
 
 
 def test_a_token_for_an_open_cluster_warns(cli_cluster: CliCluster) -> None:
-    with pytest.warns(UserWarning, match="requires no token: anyone who can reach it"):
+    with pytest.warns(UserWarning, match="requires no token, so the token was not sent"):
         ctx = pickleball.connect(cli_cluster.url, token=TOKEN)
     assert ctx.sql("select 1 as one").to_pylist() == [{"one": 1}]
+
+
+def test_an_empty_token_in_the_environment_is_refused(
+    cli_cluster: CliCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PICKLEBALL_TOKEN", "")
+    with pytest.raises(ValueError, match="token is empty"):
+        pickleball.connect(cli_cluster.url)
+
+
+class _OpenImpostor:
+    """A server that admits anyone: answers every HTTP request 200 and records every byte a
+    client sends it (gRPC connections get nothing back)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.received = bytearray()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(1)
+                try:
+                    data = conn.recv(65536)
+                    self.received += data
+                    if data.startswith(b"GET "):
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    else:
+                        while chunk := conn.recv(65536):
+                            self.received += chunk
+                except OSError:
+                    pass
+
+
+def test_a_scheduler_that_admits_anyone_never_sees_the_token() -> None:
+    impostor = _OpenImpostor()
+    try:
+        with pytest.warns(UserWarning, match="requires no token"):
+            ctx = pickleball.connect(f"df://127.0.0.1:{impostor.port}", token=TOKEN)
+        with pytest.raises(Exception):  # noqa: B017 - any failure: it is no scheduler
+            ctx.sql("select 1").collect()
+    finally:
+        impostor.server.close()
+    assert b"GET /api/version" in impostor.received
+    digest = bearer(TOKEN).removeprefix("Bearer pickleball-token/").encode()
+    assert digest not in impostor.received
 
 
 def _status(port: int, path: str, authorization: str | None = None) -> tuple[int, str]:

@@ -342,7 +342,8 @@ def connect(
     """
     config = _split_settings(settings)
     if token is None:
-        token = os.environ.get("PICKLEBALL_TOKEN") or None
+        # An empty PICKLEBALL_TOKEN is refused below, not taken for "no token".
+        token = os.environ.get("PICKLEBALL_TOKEN")
     cluster = Cluster.connect(url, config, connect_timeout, token)
     return SessionContext(cluster, config)
 
