@@ -35,7 +35,7 @@ use crate::scheduler_client::SchedulerAddress;
 use crate::{function_registry, udf_decoder, vcores_or_all};
 
 /// How often busy loops poll: the delay between a task finishing and the scheduler knowing.
-const BUSY_POLL: Duration = Duration::from_millis(4);
+const BUSY_POLL: Duration = Duration::from_millis(1);
 
 /// How long loops stay busy after the scheduler announced work or a task was seen running, so
 /// tasks that start and end between two looks at the task slots, and the stages that follow,
