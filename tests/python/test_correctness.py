@@ -340,3 +340,18 @@ def test_result_types_match_local_even_where_flight_drops_them(
         c.register_record_batches("large_mem", [table.to_batches()])
     for query in ("select * from large", "select * from large_mem"):
         assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+
+
+def test_sessions_read_64ki_row_batches_unless_told_otherwise(
+    cluster_url: str, tmp_path: Path
+) -> None:
+    """Larger batches spread each row-wise UDF call's fixed cost; a session setting wins."""
+    path = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"x": list(range(200_000))}), path)
+    for settings, sizes in (
+        ({}, [65536, 65536, 65536, 3392]),
+        ({"datafusion.execution.batch_size": "50000"}, [50000] * 4),
+    ):
+        ctx = pickleball.connect(cluster_url, **settings)
+        ctx.register_parquet("t", str(path))
+        assert [b.num_rows for b in ctx.sql("select x + 1 as y from t").collect()] == sizes
