@@ -87,12 +87,6 @@ fn parse_url(url: &str) -> PyResult<(String, u16)> {
 }
 
 /// A client of one pickleball cluster; owns the in-process cluster of `standalone()`.
-/// Rows per batch in pickleball sessions unless `datafusion.execution.batch_size` is set:
-/// 8x DataFusion's default. Every call of a row-wise UDF on a batch pays a fixed cost (handing
-/// the batch to the sub-interpreters and back, ~70 µs on a 2-core VM), which at 8192 rows was
-/// ~10% of a cheap UDF's time; the engine's own operators are as fast with larger batches.
-pub const DEFAULT_BATCH_ROWS: usize = 65536;
-
 #[pyclass(module = "pickleball._internal", frozen)]
 pub struct Cluster {
     url: String,
@@ -118,7 +112,7 @@ impl Cluster {
             None => pickleball_codec::DEFAULT_MAX_INLINE_TABLE_BYTES,
         };
         let mut config = pickleball_codec::session::with_pickleball_codecs_limited(
-            datafusion::prelude::SessionConfig::new().with_batch_size(DEFAULT_BATCH_ROWS),
+            datafusion::prelude::SessionConfig::new(),
             limit,
         );
         for (key, value) in &settings {

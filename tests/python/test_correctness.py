@@ -342,15 +342,13 @@ def test_result_types_match_local_even_where_flight_drops_them(
         assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
 
 
-def test_sessions_read_64ki_row_batches_unless_told_otherwise(
-    cluster_url: str, tmp_path: Path
-) -> None:
-    """Larger batches spread each row-wise UDF call's fixed cost; a session setting wins."""
+def test_a_sessions_batch_size_reaches_the_executors(cluster_url: str, tmp_path: Path) -> None:
+    """DataFusion's default batch size, unless the session sets one (docs/OPERATIONS.md)."""
     path = tmp_path / "x.parquet"
-    pq.write_table(pa.table({"x": list(range(200_000))}), path)
+    pq.write_table(pa.table({"x": list(range(20_000))}), path)
     for settings, sizes in (
-        ({}, [65536, 65536, 65536, 3392]),
-        ({"datafusion.execution.batch_size": "50000"}, [50000] * 4),
+        ({}, [8192, 8192, 3616]),
+        ({"datafusion.execution.batch_size": "5000"}, [5000] * 4),
     ):
         ctx = pickleball.connect(cluster_url, **settings)
         ctx.register_parquet("t", str(path))
