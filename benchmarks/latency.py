@@ -20,7 +20,9 @@ import pickleball
 RESULTS = Path(__file__).parent / "results" / "latency.md"
 QUERIES = {
     "trivial (`select 1`)": "select 1 as one",
-    "two-stage GROUP BY, 25 rows": "select b, sum(a) as s from t group by b order by b",
+    "GROUP BY ... ORDER BY, 25 rows (three stages)": (
+        "select b, sum(a) as s from t group by b order by b"
+    ),
 }
 
 

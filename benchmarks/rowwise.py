@@ -11,7 +11,9 @@ Three plain Python UDFs (integer arithmetic, string manipulation, regex + dict c
     ``vcores=1`` in a process pinned to one CPU, so that nothing else of the cluster (planning,
     Parquet decoding, shuffles) runs on a second core either;
 (c) stock datafusion-python with ``target_partitions`` 1 and N, the same function wrapped as a
-    pyarrow UDF that loops over ``to_pylist()``.
+    pyarrow UDF that loops over ``to_pylist()``;
+(d) DuckDB with 1 and N threads, the same function registered as a native (row-at-a-time)
+    Python UDF, reading the same Parquet files.
 
 Every engine computes the same aggregate over the UDF's results (so every row is converted and
 the UDF called once per row, but little data comes back) and the results are asserted equal, as
@@ -44,6 +46,7 @@ from typing import Any
 
 import _interpreters
 import datafusion
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -389,6 +392,30 @@ def local_context(partitions: int) -> datafusion.SessionContext:
     return datafusion.SessionContext(datafusion.SessionConfig().with_target_partitions(partitions))
 
 
+# -- (d) DuckDB ---------------------------------------------------------------------------------
+
+DUCKDB_TYPES = {pa.int64(): duckdb.sqltypes.BIGINT, pa.string(): duckdb.sqltypes.VARCHAR}
+
+
+def duckdb_job(case: Case, path: Path, threads: int, repeat: int) -> Measure:
+    """(d) DuckDB with ``threads`` threads, the function a native Python UDF (one call per row,
+    Python values in and out: what a DuckDB user writes)."""
+    con = duckdb.connect(config={"threads": threads})
+    try:
+        con.create_function(
+            case.name, case.func, [DUCKDB_TYPES[case.arrow_type]], DUCKDB_TYPES[case.result_type]
+        )
+        con.execute(f"create view {case.name} as select * from read_parquet('{path}/*.parquet')")
+        last: list[Any] = []
+
+        def job() -> None:
+            last[:] = list(con.sql(case.query).fetchall()[0])
+
+        return timed(job, lambda: list(last), repeat)
+    finally:
+        con.close()
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -414,6 +441,8 @@ def report(
         "pb1pin-engine": "(b) pinned to 1 CPU, the same job without the UDF",
         "df1": "(c) datafusion-python, 1 partition",
         "dfN": f"(c) datafusion-python, {n} partitions",
+        "duck1": "(d) DuckDB, 1 thread",
+        "duckN": f"(d) DuckDB, {n} threads",
     }
     head = "| UDF | rows | " + " | ".join(columns.values()) + " |\n"
     head += "|---" * (len(columns) + 2) + "|\n"
@@ -432,19 +461,20 @@ def report(
             f"| {case.name} | {speed('pb1pin') / speed('main'):.2f} | "
             f"{speed('pbN') / speed('subinterp'):.2f} | {speed('pbN') / speed('dfN'):.2f} | "
             f"{speed('pbN') / speed('pb1pin'):.2f} | "
-            f"{speed('subinterp') / speed('dfN'):.2f} |\n"
+            f"{speed('subinterp') / speed('dfN'):.2f} | {speed('pbN') / speed('duckN'):.2f} |\n"
         )
     pool_sizes = ", ".join(
         f"{c.label.removeprefix('(b) pickleball ')}: {pools[c.key]}" for c in CONFIGS
     )
     return (
-        f"# Row-wise Python UDFs: pickleball vs CPython ceilings vs datafusion-python\n\n"
+        f"# Row-wise Python UDFs: pickleball vs CPython ceilings, datafusion-python, DuckDB\n\n"
         f"Machine: {platform.machine()}, {n} cores (os.cpu_count()), Python "
         f"{platform.python_version()}, datafusion-python {datafusion.__version__}, pyarrow "
-        f"{pa.__version__}. Everything measured side by side in one run of "
+        f"{pa.__version__}, DuckDB {duckdb.__version__}. Everything measured side by side in "
+        f"one run of "
         f"`benchmarks/rowwise.py --rows {args.rows} --repeat {args.repeat}` ({wall:.0f} s, data "
         f"generation excluded), "
-        f"on the same data ({FILES} Parquet files per UDF for (b) and (c); the same values "
+        f"on the same data ({FILES} Parquet files per UDF for (b), (c) and (d); the same values "
         f"generated in memory for (a)); fastest of {args.repeat} runs after a warm-up (noise on a "
         f"shared VM only adds time). 1-minute "
         f"load average {load}.\n\n"
@@ -461,8 +491,9 @@ def report(
         f"| UDF | (b) pinned to 1 CPU / (a) 1 core (goal >= 0.8) "
         f"| (b) {n} / (a) {n} sub-interpreters (goal >= 0.85) "
         f"| (b) {n} / (c) {n} (goal >= 2.3) | (b) scaling: {n} / pinned "
-        f"| (a) {n} sub-interpreters / (c) {n}: the most (b) / (c) can be below the ceiling |\n"
-        f"|---|---|---|---|---|---|\n{ratios}\n"
+        f"| (a) {n} sub-interpreters / (c) {n}: the most (b) / (c) can be below the ceiling "
+        f"| (b) {n} / (d) DuckDB {n} |\n"
+        f"|---|---|---|---|---|---|---|\n{ratios}\n"
         f"The job without the UDF (same data and aggregate, on the pinned cluster) is the part "
         f"of (b)'s time that is not Python: Parquet decoding, aggregation, scheduling.\n"
     )
@@ -519,6 +550,8 @@ def main() -> None:
             ctx.register_parquet(case.name, str(paths[case.name]))
             ctx.register_udf(stock_udf(case))
             found[key] = timed(*sql_job(ctx, case.query), args.repeat)
+        for key, threads in (("duck1", 1), ("duckN", CORES)):
+            found[key] = duckdb_job(case, paths[case.name], threads, args.repeat)
         # pickleball's local semantics: the pickleball.udf object in a stock context.
         ctx = local_context(CORES)
         ctx.register_parquet(case.name, str(paths[case.name]))
