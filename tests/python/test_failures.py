@@ -66,6 +66,15 @@ def test_a_corrupt_file_fails_on_the_cluster_naming_it(
     assert ctx.sql("select 41 + 1 as answer").to_pylist() == [{"answer": 42}]
 
 
+@pytest.mark.parametrize("table", ["range(10)", "generate_series(1, 3)"])
+def test_table_functions_are_refused_with_the_remedy(
+    ctx: pickleball.SessionContext, table: str
+) -> None:
+    with pytest.raises(NotImplementedError, match=r"table function.*from_pydict"):
+        ctx.sql(f"select * from {table}").collect()
+    assert ctx.sql("select 1 as one").to_pylist() == [{"one": 1}]
+
+
 def test_a_failing_job_leaves_the_cluster_serving(ctx: pickleball.SessionContext) -> None:
     ctx.from_pydict({"s": ["1", "2", "three"]}, name="strings")
     with pytest.raises(pickleball.ExecutionError, match="three"):

@@ -263,8 +263,21 @@ class SessionContext(datafusion.SessionContext):
         """Submit ``df``'s plan; the returned stream yields exportable batches."""
         # The optimized plan: subqueries are decorrelated into joins there, and DataFusion
         # cannot serialize some subquery expressions (EXISTS, ...) of an unoptimized plan.
-        plan = df.optimized_logical_plan().to_bytes()
+        try:
+            plan = df.optimized_logical_plan().to_bytes()
+        except Exception as e:
+            if "Error serializing custom table" in str(e):
+                raise NotImplementedError(_LOCAL_TABLE) from e
+            raise
         return self._cluster.execute(plan, self._memory_tables, inline_udfs=self._inline_udfs)
+
+
+_LOCAL_TABLE = (
+    "this query reads a table that exists only in this process and cannot be sent to the "
+    "cluster: a table function (range(), generate_series(), ...) or a custom table provider. "
+    "Build the rows with ctx.from_pydict() / from_arrow() (sent with the job), or write them "
+    "to files the executors can read"
+)
 
 
 def _function_behind(obj: Any, kind: type) -> Any:
