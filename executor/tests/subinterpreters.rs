@@ -5,6 +5,8 @@
 
 use std::ffi::CString;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Date64Array,
@@ -654,6 +656,36 @@ fn chunks_run_on_different_interpreter_threads() {
 }
 
 #[test]
+fn a_call_made_while_another_runs_keeps_to_one_interpreter() {
+    let _serial = serial();
+    // The first call takes both interpreters (each chunk's first row waits 0.4 s) ...
+    let slow = thread::spawn(|| {
+        run(
+            "lambda x: (x % 15_000 == 0 and __import__('time').sleep(0.4), x)[1]",
+            &[arc(Int64Array::from_iter_values(0..30_000))],
+            &DataType::Int64,
+        )
+        .len()
+    });
+    thread::sleep(Duration::from_millis(100));
+    // ... so the second, made meanwhile, is not split: one interpreter runs all its rows.
+    let idents = run(
+        "lambda x: __import__('threading').get_ident()",
+        &[arc(Int64Array::from_iter_values(0..30_000))],
+        &DataType::UInt64,
+    );
+    let mut idents = idents
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    idents.dedup();
+    assert_eq!(idents.len(), 1, "the second call was split: {idents:?}");
+    assert_eq!(slow.join().unwrap(), 30_000);
+}
+
+#[test]
 fn many_batches_on_pools_started_and_stopped_in_turn() {
     let _serial = serial();
     init_python();
@@ -1257,4 +1289,32 @@ fn pools_start_and_stop_in_a_fresh_process_child() {
         .unwrap();
     assert_eq!(output.len(), 1);
     drop(pool);
+}
+
+/// Fixed cost of one call (hand-off to the pool and back) on pools of one and two
+/// interpreters, with 1 row and with 8192 rows (DataFusion's batch; split in two on two
+/// interpreters). Run by hand:
+/// `cargo test --workspace --test subinterpreters -- --ignored --nocapture cost_per_call`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn cost_per_call() {
+    let _serial = serial();
+    init_python();
+    let (digest, bytes) = lambda("lambda x: x");
+    for size in [2, 1, 2, 1] {
+        let mut pool = SubInterpreterPool::start(size).expect("start");
+        for rows in [1usize, 8192] {
+            let args = [arc(Int64Array::from_iter_values(0..rows as i64))];
+            let calls = 2000;
+            let time = best_of_five(|| {
+                for _ in 0..calls {
+                    pool.call_rows("c", digest, &bytes, &args, rows, &DataType::Int64, None)
+                        .unwrap();
+                }
+            });
+            let us = time.as_secs_f64() * 1e6 / calls as f64;
+            println!("{size} interpreter(s), {rows} rows: {us:.1} us/call");
+        }
+        pool.shutdown();
+    }
 }
