@@ -4,8 +4,10 @@
 //! interrupts Python, not the cluster). Ballista's pull loop sleeps 50 ms between idle polls and
 //! reports finished tasks only on its next poll, which costs about 100 ms per stage. A
 //! [`PollWaker`] removes that: the in-process scheduler wakes the loops when it has new work,
-//! and while tasks run the loops poll every few milliseconds, so a finished task is reported
-//! and the next stage starts at once. Idle loops poll once a second.
+//! and a timer that watches the task slots wakes them when a task finishes; for a short while
+//! after either the loops poll every millisecond, so the task is reported and the next stage
+//! starts at once. While tasks run and nothing changes they do not poll (each poll is a gRPC
+//! call that would take CPU from the tasks). Idle loops poll once a second.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,19 +36,27 @@ use crate::cancellation::CancellingEngine;
 use crate::scheduler_client::SchedulerAddress;
 use crate::{function_registry, udf_decoder, vcores_or_all};
 
-/// How often busy loops poll: the delay between a task finishing and the scheduler knowing.
-const BUSY_POLL: Duration = Duration::from_millis(1);
+/// How often the timer looks at the task slots, and how often hot loops poll: the delay
+/// between a task finishing and the scheduler knowing.
+const TICK: Duration = Duration::from_millis(1);
 
-/// How long loops stay busy after the scheduler announced work or a task was seen running, so
-/// tasks that start and end between two looks at the task slots, and the stages that follow,
-/// are still picked up at once.
-const AFTER_WORK: Duration = Duration::from_millis(300);
+/// How long loops stay hot after the scheduler announced work or a task finished: long enough
+/// for the scheduler to plan the next stage (a few ms) and for tasks that start and end
+/// between two ticks to be reported.
+const HOT: Duration = Duration::from_millis(50);
 
 /// Wakes the poll loops of in-process executors; see the module documentation.
 #[derive(Debug, Default)]
 pub struct PollWaker {
     loops: Mutex<Vec<LoopHandle>>,
-    busy_until: Mutex<Option<Instant>>,
+    /// Until when the loops poll every tick, and the tasks running at the last tick.
+    state: Mutex<WakerState>,
+}
+
+#[derive(Debug, Default)]
+struct WakerState {
+    hot_until: Option<Instant>,
+    running: usize,
 }
 
 #[derive(Debug)]
@@ -63,11 +73,11 @@ impl PollWaker {
         let weak = Arc::downgrade(&waker);
         tokio::spawn(async move {
             while let Some(waker) = weak.upgrade() {
-                if waker.is_busy() {
+                if waker.is_hot() {
                     waker.wake_all();
                 }
                 drop(waker);
-                tokio::time::sleep(BUSY_POLL).await;
+                tokio::time::sleep(TICK).await;
             }
         });
         waker
@@ -75,27 +85,31 @@ impl PollWaker {
 
     /// The scheduler has new work (a job or a stage): poll now, and keep polling for a while.
     pub fn work_available(&self) {
-        *self.busy_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + AFTER_WORK);
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hot_until = Some(Instant::now() + HOT);
         self.wake_all();
     }
 
-    /// True while a task runs or work was seen recently. Seeing a running task extends the
-    /// window: the first look after it ends must still wake the loop to report it, and the
-    /// next stage's tasks come right after.
-    fn is_busy(&self) -> bool {
+    /// True for a while after work was announced or a task finished (fewer tasks run than at
+    /// the last tick; Ballista frees a task's slot after queueing its status, so the next
+    /// poll reports it).
+    fn is_hot(&self) -> bool {
         let running = self
             .loops
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .any(|l| l.slots.available_permits() < l.vcores);
-        let mut until = self.busy_until.lock().unwrap_or_else(|e| e.into_inner());
+            .map(|l| l.vcores.saturating_sub(l.slots.available_permits()))
+            .sum();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if running {
-            *until = Some(now + AFTER_WORK);
+        if running < state.running {
+            state.hot_until = Some(now + HOT);
         }
-        until.is_some_and(|until| now < until)
+        state.running = running;
+        state.hot_until.is_some_and(|until| now < until)
     }
 
     fn wake_all(&self) {
