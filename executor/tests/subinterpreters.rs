@@ -658,16 +658,28 @@ fn chunks_run_on_different_interpreter_threads() {
 #[test]
 fn a_call_made_while_another_runs_keeps_to_one_interpreter() {
     let _serial = serial();
-    // The first call takes both interpreters (each chunk's first row waits 0.4 s) ...
-    let slow = thread::spawn(|| {
+    // The first call takes all three interpreters: each chunk's first row marks a file and
+    // waits a second ...
+    let mark = std::env::temp_dir().join(format!("pickleball-busy-{}", std::process::id()));
+    let _ = std::fs::remove_file(&mark);
+    let busy = format!(
+        "lambda x: (x % 10_000 == 0 and (open({:?}, 'a').close(), \
+         __import__('time').sleep(1.0)), x)[1]",
+        mark.display().to_string()
+    );
+    let slow = thread::spawn(move || {
         run(
-            "lambda x: (x % 15_000 == 0 and __import__('time').sleep(0.4), x)[1]",
+            &busy,
             &[arc(Int64Array::from_iter_values(0..30_000))],
             &DataType::Int64,
         )
         .len()
     });
-    thread::sleep(Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !mark.exists() && std::time::Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(mark.exists(), "the first call did not start");
     // ... so the second, made meanwhile, is not split: one interpreter runs all its rows.
     let idents = run(
         "lambda x: __import__('threading').get_ident()",
@@ -683,6 +695,7 @@ fn a_call_made_while_another_runs_keeps_to_one_interpreter() {
     idents.dedup();
     assert_eq!(idents.len(), 1, "the second call was split: {idents:?}");
     assert_eq!(slow.join().unwrap(), 30_000);
+    let _ = std::fs::remove_file(&mark);
 }
 
 #[test]
