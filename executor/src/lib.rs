@@ -112,11 +112,11 @@ pub(crate) fn vcores_or_all(vcores: usize) -> usize {
 
 impl ExecutorArgs {
     /// The scheduler, with the token to present to it.
-    pub fn scheduler(&self) -> Result<SchedulerAddress> {
-        Ok(SchedulerAddress::new(
+    pub fn scheduler(&self) -> SchedulerAddress {
+        SchedulerAddress::new(
             format!("http://{}:{}", self.scheduler_host, self.scheduler_port),
             self.token.clone(),
-        ))
+        )
     }
 
     /// The Ballista executor configuration these flags describe, with pickleball's codecs.
@@ -159,7 +159,7 @@ impl ExecutorArgs {
         // reads open a connection per fetch: Ballista's client pool is private to its crate).
         config.override_execution_engine = Some(Arc::new(cancellation::CancellingEngine::new(
             Arc::new(DefaultExecutionEngine::new()),
-            self.scheduler()?,
+            self.scheduler(),
         )));
         if let Some(token) = token {
             config.override_create_grpc_client_endpoint = Some(token.endpoint_override());
@@ -216,7 +216,7 @@ pub async fn run_until_signal(args: &ExecutorArgs) -> Result<()> {
         Duration::from_secs(args.scheduler_connect_timeout_seconds.into()),
     )
     .await?;
-    args.scheduler()?.check_token().await?;
+    args.scheduler().check_token().await?;
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = if args.health_port != 0 {
         let addr: SocketAddr = format!("{}:{}", args.bind_host, args.health_port)

@@ -120,6 +120,38 @@ fn failure(expr: &str, args: &[ArrayRef], return_type: &DataType) -> String {
     }
 }
 
+/// The failure message of the UDF `udf` (a payload from [`payload`]) called on `input`.
+fn payload_failure(udf: &str, payload: &([u8; 32], Arc<[u8]>), input: ArrayRef) -> String {
+    let rows = input.len();
+    let result = pool().call_rows(
+        udf,
+        payload.0,
+        &payload.1,
+        &[input],
+        rows,
+        &DataType::Int64,
+        None,
+    );
+    match result {
+        Err(RowsError::Failed(e)) => e.to_string(),
+        other => panic!("{udf}: expected a failure, got {other:?}"),
+    }
+}
+
+/// The threads that ran `ident_udf` (returning `threading.get_ident()`) on `input`'s rows,
+/// one entry per run of consecutive rows on the same thread.
+fn threads_in_turn(ident_udf: &str, input: ArrayRef) -> Vec<u64> {
+    let idents = run(ident_udf, &[input], &DataType::UInt64);
+    let mut idents = idents
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .unwrap()
+        .values()
+        .to_vec();
+    idents.dedup();
+    idents
+}
+
 /// OS threads of this process.
 fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
@@ -636,19 +668,11 @@ fn chunks_run_on_different_interpreter_threads() {
     let input = arc(Int64Array::from_iter_values(0..30_000));
     // Each chunk's first row waits a while, so one interpreter cannot take both chunks
     // before the other thread is scheduled (which made this test flaky on a busy VM).
-    let idents = run(
+    let idents = threads_in_turn(
         "lambda x: (x % 15_000 == 0 and __import__('time').sleep(0.2), \
          __import__('threading').get_ident())[1]",
-        &[input],
-        &DataType::UInt64,
+        input,
     );
-    let mut idents: Vec<u64> = idents
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
-    idents.dedup();
     assert!(
         idents.len() >= 2,
         "all chunks ran on one thread: {idents:?}"
@@ -681,18 +705,10 @@ fn a_call_made_while_another_runs_keeps_to_one_interpreter() {
     }
     assert!(mark.exists(), "the first call did not start");
     // ... so the second, made meanwhile, is not split: one interpreter runs all its rows.
-    let idents = run(
+    let idents = threads_in_turn(
         "lambda x: __import__('threading').get_ident()",
-        &[arc(Int64Array::from_iter_values(0..30_000))],
-        &DataType::UInt64,
+        arc(Int64Array::from_iter_values(0..30_000)),
     );
-    let mut idents = idents
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .unwrap()
-        .values()
-        .to_vec();
-    idents.dedup();
     assert_eq!(idents.len(), 1, "the second call was split: {idents:?}");
     assert_eq!(slow.join().unwrap(), 30_000);
     let _ = std::fs::remove_file(&mark);
@@ -773,19 +789,7 @@ fn raising_udf_reports_name_exception_and_traceback() {
         "def helper(x):\n    raise ValueError(f'bad value {x}')\n\ndef f(x):\n    return helper(x) if x == 1234 else x\n",
     );
     let input = arc(Int64Array::from_iter_values(0..5000));
-    let result = pool().call_rows(
-        "my_udf",
-        digest,
-        &bytes,
-        &[Arc::clone(&input)],
-        5000,
-        &DataType::Int64,
-        None,
-    );
-    let Err(RowsError::Failed(e)) = result else {
-        panic!("expected a failure: {result:?}");
-    };
-    let message = e.to_string();
+    let message = payload_failure("my_udf", &(digest, Arc::clone(&bytes)), Arc::clone(&input));
     for part in [
         "my_udf",
         "ValueError",
@@ -817,22 +821,10 @@ fn raising_udf_reports_name_exception_and_traceback() {
 fn a_udf_that_consumes_its_callers_iterator_fails_cleanly() {
     let _serial = serial();
     // The UDF reaches into the row loop's frame and skips a row: fewer results than rows.
-    let (digest, bytes) = payload(
+    let sneaky = payload(
         "import sys\n\ndef f(x):\n    if x == 10:\n        next(sys._getframe(1).f_locals['first'])\n    return x\n",
     );
-    let result = pool().call_rows(
-        "sneaky",
-        digest,
-        &bytes,
-        &[arc(Int64Array::from_iter_values(0..100))],
-        100,
-        &DataType::Int64,
-        None,
-    );
-    let Err(RowsError::Failed(e)) = result else {
-        panic!("expected a failure: {result:?}");
-    };
-    let message = e.to_string();
+    let message = payload_failure("sneaky", &sneaky, arc(Int64Array::from_iter_values(0..100)));
     assert!(message.contains("'sneaky'"), "{message}");
     assert!(message.contains("rows 0..100"), "{message}");
     let ok = run(
