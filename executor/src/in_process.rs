@@ -7,7 +7,8 @@
 //! and a timer that watches the task slots wakes them when a task finishes; for a short while
 //! after either the loops poll every millisecond, so the task is reported and the next stage
 //! starts at once. While tasks run and nothing changes they do not poll (each poll is a gRPC
-//! call that would take CPU from the tasks). Idle loops poll once a second.
+//! call that would take CPU from the tasks). Idle loops poll once a second, and an idle
+//! cluster's timer looks at the slots only every [`IDLE_TICK`] until work is announced.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,12 +46,30 @@ const TICK: Duration = Duration::from_millis(1);
 /// between two ticks to be reported.
 const HOT: Duration = Duration::from_millis(50);
 
+/// How often the timer looks at the slots while no task runs and no work was announced: an
+/// idle standalone context costs a wake-up every 100 ms instead of every millisecond. (Tasks
+/// start after the scheduler announces work, which wakes the timer at once.)
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
 /// Wakes the poll loops of in-process executors; see the module documentation.
 #[derive(Debug, Default)]
 pub struct PollWaker {
     loops: Mutex<Vec<LoopHandle>>,
     /// Until when the loops poll every tick, and the tasks running at the last tick.
     state: Mutex<WakerState>,
+    /// Wakes the timer from an idle wait when work is announced (or the waker is dropped).
+    timer: Arc<Notify>,
+}
+
+/// What the timer found at a tick.
+#[derive(Debug, PartialEq, Eq)]
+enum Tick {
+    /// Work was announced or a task finished lately: the loops should poll.
+    Hot,
+    /// Tasks run: watch for one to finish.
+    Watching,
+    /// Nothing runs and nothing was announced.
+    Idle,
 }
 
 #[derive(Debug, Default)]
@@ -66,18 +85,31 @@ struct LoopHandle {
     vcores: usize,
 }
 
+impl Drop for PollWaker {
+    fn drop(&mut self) {
+        self.timer.notify_one();
+    }
+}
+
 impl PollWaker {
     /// A waker with no loops yet; it starts its timer on the current tokio runtime.
     pub fn start() -> Arc<Self> {
         let waker = Arc::new(Self::default());
         let weak = Arc::downgrade(&waker);
+        let timer = Arc::clone(&waker.timer);
         tokio::spawn(async move {
             while let Some(waker) = weak.upgrade() {
-                if waker.is_hot() {
+                let tick = waker.tick();
+                if tick == Tick::Hot {
                     waker.wake_all();
                 }
+                // Not held while waiting, so dropping the waker ends the timer.
                 drop(waker);
-                tokio::time::sleep(TICK).await;
+                if tick == Tick::Idle {
+                    let _ = tokio::time::timeout(IDLE_TICK, timer.notified()).await;
+                } else {
+                    tokio::time::sleep(TICK).await;
+                }
             }
         });
         waker
@@ -89,13 +121,14 @@ impl PollWaker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .hot_until = Some(Instant::now() + HOT);
+        self.timer.notify_one();
         self.wake_all();
     }
 
-    /// True for a while after work was announced or a task finished (fewer tasks run than at
+    /// Hot for a while after work was announced or a task finished (fewer tasks run than at
     /// the last tick; Ballista frees a task's slot after queueing its status, so the next
     /// poll reports it).
-    fn is_hot(&self) -> bool {
+    fn tick(&self) -> Tick {
         let running = self
             .loops
             .lock()
@@ -109,7 +142,13 @@ impl PollWaker {
             state.hot_until = Some(now + HOT);
         }
         state.running = running;
-        state.hot_until.is_some_and(|until| now < until)
+        if state.hot_until.is_some_and(|until| now < until) {
+            Tick::Hot
+        } else if running > 0 {
+            Tick::Watching
+        } else {
+            Tick::Idle
+        }
     }
 
     fn wake_all(&self) {
