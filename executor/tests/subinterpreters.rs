@@ -1323,3 +1323,32 @@ fn cost_per_call() {
         pool.shutdown();
     }
 }
+
+/// Per-row cost of an integer UDF called on 8192-row batches (DataFusion's) and on 1Mi-row
+/// batches, on one interpreter, alternating; the difference is what each call's hand-off to
+/// the interpreter and back costs per row. Run by hand:
+/// `cargo test --workspace --test subinterpreters -- --ignored --nocapture rows_per_call`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn rows_per_call() {
+    let _serial = serial();
+    let (digest, bytes) = payload("def f(x):\n    return (x * 31 + 7) % 1000003\n");
+    let mut pool = SubInterpreterPool::start(1).expect("start");
+    let total = 1 << 23;
+    for round in 0..3 {
+        for rows in [8192usize, 1 << 20] {
+            let args = [arc(Int64Array::from_iter_values(
+                (0..rows as i64).map(|i| 1_000_000 + 7 * i),
+            ))];
+            let time = best_of_five(|| {
+                for _ in 0..total / rows {
+                    pool.call_rows("mix", digest, &bytes, &args, rows, &DataType::Int64, None)
+                        .unwrap();
+                }
+            });
+            let ns = time.as_nanos() as f64 / total as f64;
+            println!("round {round}, {rows} rows per call: {ns:.1} ns/row");
+        }
+    }
+    pool.shutdown();
+}
