@@ -15,6 +15,10 @@ Three plain Python UDFs (integer arithmetic, string manipulation, regex + dict c
 (d) DuckDB with 1 and N threads, the same function registered as a native (row-at-a-time)
     Python UDF, reading the same Parquet files.
 
+Every engine runs each job ``--repeat`` times after a warm-up, in rounds: each round runs every
+engine once on every case, so noise that lasts minutes on a shared VM (common: 10-40%) hits all
+engines alike. pickleball's processes are stopped (SIGSTOP) while other engines run.
+
 Every engine computes the same aggregate over the UDF's results (so every row is converted and
 the UDF called once per row, but little data comes back) and the results are asserted equal, as
 is the result of the ``pickleball.udf`` object itself run by a local datafusion context.
@@ -34,6 +38,7 @@ import os
 import platform
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -184,22 +189,39 @@ class Measure:
     result: list[Any]
 
 
-def timed(job: Callable[[], float | None], result: Callable[[], list[Any]], repeat: int) -> Measure:
-    """Warm up, then the fastest of ``repeat`` runs; ``job`` may return its own wall time.
+@dataclass
+class Sample:
+    """One run of one job: wall seconds, CPU cores kept busy, the job's result."""
+
+    wall: float
+    cores_busy: float
+    result: list[Any]
+
+
+def sample(job: Callable[[], float | None], result: Callable[[], list[Any]]) -> Sample:
+    """Run ``job`` once; it may return its own wall time (the sub-interpreter loops do)."""
+    cpu, start = time.process_time(), time.perf_counter()
+    own = job()
+    wall = time.perf_counter() - start
+    return Sample(wall if own is None else own, (time.process_time() - cpu) / wall, result())
+
+
+def fastest(samples: list[Sample]) -> Measure:
+    """The fastest run, with the median cores kept busy.
 
     The fastest, not the median: on a shared VM, noise (other tenants, frequency changes) only
     ever adds time, so the fastest run estimates each engine's own cost best; every engine is
     measured the same way.
     """
-    job()
-    walls, cpus = [], []
-    for _ in range(repeat):
-        cpu, start = time.process_time(), time.perf_counter()
-        own = job()
-        wall = time.perf_counter() - start
-        cpus.append((time.process_time() - cpu) / wall)
-        walls.append(wall if own is None else own)
-    return Measure(min(walls), statistics.median(cpus), result())
+    return Measure(
+        min(s.wall for s in samples),
+        statistics.median(s.cores_busy for s in samples),
+        samples[-1].result,
+    )
+
+
+Engine = Callable[[Case], Sample]
+"""Runs one case's job once."""
 
 
 def sql_job(
@@ -217,16 +239,20 @@ def sql_job(
 # -- (a) ceilings -------------------------------------------------------------------------------
 
 
-def main_loop(case: Case, rows: int, repeat: int) -> Measure:
+def main_loop(rows: Callable[[Case], int]) -> Engine:
     """(a) ``[f(x) for x in values]`` in the main interpreter, on one core."""
-    values = [case.make(i) for i in range(rows)]
-    func = case.func
+    values = {c.name: [c.make(i) for i in range(rows(c))] for c in CASES}
     out: list[Any] = []
 
-    def job() -> None:
-        out[:] = [func(v) for v in values]
+    def run(case: Case) -> Sample:
+        func, given = case.func, values[case.name]
 
-    return timed(job, lambda: summary(out), repeat)
+        def job() -> None:
+            out[:] = [func(v) for v in given]
+
+        return sample(job, lambda: summary(out))
+
+    return run
 
 
 def exec_in(interp: int, code: str) -> None:
@@ -293,20 +319,23 @@ def merge(parts: list[list[Any]]) -> list[Any]:
     return [sum(p[0] for p in parts), sum(p[1] for p in parts), max(p[2] for p in parts)]
 
 
-def sub_interpreter_loop(pool: SubInterpreters, case: Case, rows: int, repeat: int) -> Measure:
+def sub_interpreter_loop(pool: SubInterpreters, rows: Callable[[Case], int]) -> Engine:
     """(a) the same loop on N sub-interpreters, each making and processing 1/N of the rows."""
     n = len(pool.ids)
-    bounds = [rows * k // n for k in range(n + 1)]
-    pool.run_all(
-        [
-            f"values = [{case.make.__name__}(i) for i in range({lo}, {hi})]"
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-    )
-    loop = f"out = [{case.name}(v) for v in values]"
-    measure = timed(lambda: pool.run_all([loop] * n), lambda: merge(pool.summaries()), repeat)
-    pool.run_all(["del values, out"] * n)
-    return measure
+    for case in CASES:
+        bounds = [rows(case) * k // n for k in range(n + 1)]
+        pool.run_all(
+            [
+                f"values_{case.name} = [{case.make.__name__}(i) for i in range({lo}, {hi})]"
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+        )
+
+    def run(case: Case) -> Sample:
+        loop = f"out = [{case.name}(v) for v in values_{case.name}]"
+        return sample(lambda: pool.run_all([loop] * n), lambda: merge(pool.summaries()))
+
+    return run
 
 
 # -- (b) pickleball, one process per cluster configuration ---------------------------------------
@@ -343,33 +372,83 @@ def pool_threads() -> int | None:
 
 
 def pickleball_worker(args: argparse.Namespace) -> None:
-    """Run every case on ``standalone(executors=1, vcores=args.worker)``; print JSON results."""
+    """Serve jobs on ``standalone(executors=1, vcores=args.worker)``: one JSON request per line
+    on stdin (``{"case": name, "without_udf": bool}`` or ``{"pool": true}``), one JSON reply
+    per line on stdout."""
     if args.pin:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    found = {}
     with pickleball.standalone(executors=1, vcores=args.worker) as ctx:
+        jobs = {}
         for case in CASES:
             path = make_data(Path(args.data_dir), case, args.rows // case.share)
             ctx.register_parquet(case.name, str(path))
             ctx.register_udf(pickleball.udf(case.func))
-            measure = timed(*sql_job(ctx, case.query), args.repeat)
-            found[case.name] = measure.__dict__
-            if args.pin:
-                # The same job without Python: what the engine costs on the pinned core.
-                engine = timed(*sql_job(ctx, case.query_without_udf), args.repeat)
-                found[f"{case.name} without the UDF"] = engine.__dict__
-        pool = pool_threads()
-    print(json.dumps({"pool": pool, "cases": found}))
+            jobs[case.name, False] = sql_job(ctx, case.query)
+            # The same job without Python: what the engine costs.
+            jobs[case.name, True] = sql_job(ctx, case.query_without_udf)
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            request = json.loads(line)
+            if request.get("pool"):
+                reply: dict[str, Any] = {"pool": pool_threads()}
+            else:
+                reply = sample(*jobs[request["case"], request["without_udf"]]).__dict__
+            print(json.dumps(reply), flush=True)
 
 
-def pickleball_run(config: Config, args: argparse.Namespace) -> tuple[int | None, dict]:
-    """Run :func:`pickleball_worker` in a fresh Python process: pool size, Measure per case."""
-    command = [sys.executable, __file__, "--worker", str(config.vcores), "--rows", str(args.rows)]
-    command += ["--repeat", str(args.repeat), "--data-dir", args.data_dir]
-    command += ["--pin"] if config.pin else []
-    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    return found["pool"], {name: Measure(**m) for name, m in found["cases"].items()}
+class PickleballWorker:
+    """A cluster configuration in a process of its own (the sub-interpreter pool is sized by
+    the first executor of a process), stopped (SIGSTOP) between its jobs, so that its idle
+    cluster takes no CPU from the other engines' jobs."""
+
+    def __init__(self, config: Config, args: argparse.Namespace) -> None:
+        """Start the worker and wait until its tables are registered."""
+        command = [sys.executable, __file__, "--worker", str(config.vcores)]
+        command += ["--rows", str(args.rows), "--data-dir", args.data_dir]
+        command += ["--pin"] if config.pin else []
+        # Stopped clusters miss heartbeats: keep the scheduler from declaring them dead.
+        env = {**os.environ, "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS": "86400"}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self._reply()
+        self._pause(stop=True)
+
+    def _pause(self, *, stop: bool) -> None:
+        if hasattr(signal, "SIGSTOP"):
+            os.kill(self.process.pid, signal.SIGSTOP if stop else signal.SIGCONT)
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        msg = f"pickleball worker exited with {self.process.wait()}"
+        raise RuntimeError(msg)
+
+    def request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Resume the worker, send ``request``, return its reply, stop the worker again."""
+        assert self.process.stdin is not None
+        self._pause(stop=False)
+        time.sleep(0.2)  # let timers that came due while stopped fire before the job
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = self._reply()
+        self._pause(stop=True)
+        return reply
+
+    def engine(self, *, without_udf: bool = False) -> Engine:
+        """The worker's job for a case (or the same job without the UDF)."""
+        return lambda case: Sample(**self.request({"case": case.name, "without_udf": without_udf}))
+
+    def close(self) -> int | None:
+        """Stop the worker; the number of sub-interpreter threads it had."""
+        pool = self.request({"pool": True})["pool"]
+        assert self.process.stdin is not None
+        self._pause(stop=False)
+        self.process.stdin.close()
+        self.process.wait()
+        return pool
 
 
 # -- (c) stock datafusion-python ------------------------------------------------------------------
@@ -397,23 +476,36 @@ def local_context(partitions: int) -> datafusion.SessionContext:
 DUCKDB_TYPES = {pa.int64(): duckdb.sqltypes.BIGINT, pa.string(): duckdb.sqltypes.VARCHAR}
 
 
-def duckdb_job(case: Case, path: Path, threads: int, repeat: int) -> Measure:
-    """(d) DuckDB with ``threads`` threads, the function a native Python UDF (one call per row,
+def stock_context(partitions: int, paths: dict[str, Path]) -> Engine:
+    """(c) every case's stock UDF and table on a datafusion-python context."""
+    ctx = local_context(partitions)
+    jobs = {}
+    for case in CASES:
+        ctx.register_parquet(case.name, str(paths[case.name]))
+        ctx.register_udf(stock_udf(case))
+        jobs[case.name] = sql_job(ctx, case.query)
+    return lambda case: sample(*jobs[case.name])
+
+
+def duckdb_engine(threads: int, paths: dict[str, Path]) -> Engine:
+    """(d) DuckDB with ``threads`` threads, each function a native Python UDF (one call per row,
     Python values in and out: what a DuckDB user writes)."""
     con = duckdb.connect(config={"threads": threads})
-    try:
+    for case in CASES:
         con.create_function(
             case.name, case.func, [DUCKDB_TYPES[case.arrow_type]], DUCKDB_TYPES[case.result_type]
         )
-        con.execute(f"create view {case.name} as select * from read_parquet('{path}/*.parquet')")
-        last: list[Any] = []
+        parquet = f"{paths[case.name]}/*.parquet"
+        con.execute(f"create view {case.name} as select * from read_parquet('{parquet}')")
+    last: list[Any] = []
 
+    def run(case: Case) -> Sample:
         def job() -> None:
             last[:] = list(con.sql(case.query).fetchall()[0])
 
-        return timed(job, lambda: list(last), repeat)
-    finally:
-        con.close()
+        return sample(job, lambda: list(last))
+
+    return run
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -476,7 +568,8 @@ def report(
         f"generation excluded), "
         f"on the same data ({FILES} Parquet files per UDF for (b), (c) and (d); the same values "
         f"generated in memory for (a)); fastest of {args.repeat} runs after a warm-up (noise on a "
-        f"shared VM only adds time). 1-minute "
+        f"shared VM only adds time), in rounds that run every engine once on every case, so "
+        f"that slow minutes of the VM hit all engines alike. 1-minute "
         f"load average {load}.\n\n"
         f"Each job is `select count(v), sum(v) | sum(character_length(v)), max(v) from "
         f"(select f(x) as v from t)`: the UDF runs on every row, one row comes back. All engines "
@@ -532,26 +625,34 @@ def main() -> None:
 
     paths = {c.name: make_data(Path(args.data_dir), c, args.rows // c.share) for c in CASES}
     started, load_before, cpu_before = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-    results: dict[str, dict[str, Measure]] = {c.name: {} for c in CASES}
-    pools = {}
-    for config in CONFIGS:
-        pools[config.key], found = pickleball_run(config, args)
-        for name, measure in found.items():
-            case_name, _, variant = name.partition(" ")
-            results[case_name][config.key + ("-engine" if variant else "")] = measure
+    workers = {config.key: PickleballWorker(config, args) for config in CONFIGS}
     pool = SubInterpreters(CORES)
+    engines: dict[str, Engine] = {
+        "main": main_loop(lambda c: args.rows // c.share),
+        "subinterp": sub_interpreter_loop(pool, lambda c: args.rows // c.share),
+        **{key: worker.engine() for key, worker in workers.items()},
+        "pb1pin-engine": workers["pb1pin"].engine(without_udf=True),
+        "df1": stock_context(1, paths),
+        "dfN": stock_context(CORES, paths),
+        "duck1": duckdb_engine(1, paths),
+        "duckN": duckdb_engine(CORES, paths),
+    }
+    # Round 0 warms up. Every round runs every engine once on every case, so that noise lasting
+    # minutes on a shared VM hits all engines alike instead of the ones measured at that time.
+    samples: dict[str, dict[str, list[Sample]]] = {c.name: {k: [] for k in engines} for c in CASES}
+    for round_ in range(args.repeat + 1):
+        for case in CASES:
+            for key, run in engines.items():
+                found = run(case)
+                if round_:
+                    samples[case.name][key].append(found)
+    results = {
+        name: {key: fastest(runs) for key, runs in by_engine.items()}
+        for name, by_engine in samples.items()
+    }
+    pools = {key: worker.close() for key, worker in workers.items()}
     for case in CASES:
-        rows = args.rows // case.share
         found = results[case.name]
-        found["main"] = main_loop(case, rows, args.repeat)
-        found["subinterp"] = sub_interpreter_loop(pool, case, rows, args.repeat)
-        for key, partitions in (("df1", 1), ("dfN", CORES)):
-            ctx = local_context(partitions)
-            ctx.register_parquet(case.name, str(paths[case.name]))
-            ctx.register_udf(stock_udf(case))
-            found[key] = timed(*sql_job(ctx, case.query), args.repeat)
-        for key, threads in (("duck1", 1), ("duckN", CORES)):
-            found[key] = duckdb_job(case, paths[case.name], threads, args.repeat)
         # pickleball's local semantics: the pickleball.udf object in a stock context.
         ctx = local_context(CORES)
         ctx.register_parquet(case.name, str(paths[case.name]))
