@@ -69,6 +69,11 @@ fn spawn(binary: &str, args: &[String]) -> Child {
             std::env::var("PICKLEBALL_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .stdin(Stdio::null());
+    // The executors' embedded Python needs the venv's cloudpickle for its sub-interpreters, as
+    // in a deployment (scripts/env.sh exports the venv's path).
+    if let Ok(venv) = std::env::var("PICKLEBALL_VENV") {
+        command.env("VIRTUAL_ENV", venv);
+    }
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child when its
     // parent (this test process) dies.
     unsafe {
