@@ -254,3 +254,28 @@ pub async fn spawn_in_process(
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timer_idles_only_when_nothing_runs_and_nothing_was_announced() {
+        let waker = PollWaker::default();
+        let (_notify, slots) = waker.register(2);
+        assert_eq!(waker.tick(), Tick::Idle);
+
+        waker.work_available();
+        assert_eq!(waker.tick(), Tick::Hot);
+
+        let task = slots.clone().try_acquire_owned().expect("a free slot");
+        std::thread::sleep(HOT + Duration::from_millis(10));
+        assert_eq!(waker.tick(), Tick::Watching);
+
+        // A task ending makes the loops hot again, so its status is reported at once.
+        drop(task);
+        assert_eq!(waker.tick(), Tick::Hot);
+        std::thread::sleep(HOT + Duration::from_millis(10));
+        assert_eq!(waker.tick(), Tick::Idle);
+    }
+}
