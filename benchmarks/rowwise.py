@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,6 +397,15 @@ def pickleball_worker(args: argparse.Namespace) -> None:
             print(json.dumps(reply), flush=True)
 
 
+def _kill_worker(process: subprocess.Popen[str]) -> None:
+    """Kill a worker process that is still running (or stopped)."""
+    if process.poll() is None:
+        if hasattr(signal, "SIGCONT"):
+            os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait()
+
+
 class PickleballWorker:
     """A cluster configuration in a process of its own (the sub-interpreter pool is sized by
     the first executor of a process), stopped (SIGSTOP) between its jobs, so that its idle
@@ -411,6 +421,8 @@ class PickleballWorker:
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
+        # Killed (resumed first) at exit if the benchmark fails, so no stopped process stays.
+        weakref.finalize(self, _kill_worker, self.process)
         self._reply()
         self._pause(stop=True)
 
