@@ -635,13 +635,16 @@ def main() -> None:
         pickleball_worker(args)
         return
 
-    paths = {c.name: make_data(Path(args.data_dir), c, args.rows // c.share) for c in CASES}
+    def rows(case: Case) -> int:
+        return args.rows // case.share
+
+    paths = {c.name: make_data(Path(args.data_dir), c, rows(c)) for c in CASES}
     started, load_before, cpu_before = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
     workers = {config.key: PickleballWorker(config, args) for config in CONFIGS}
     pool = SubInterpreters(CORES)
     engines: dict[str, Engine] = {
-        "main": main_loop(lambda c: args.rows // c.share),
-        "subinterp": sub_interpreter_loop(pool, lambda c: args.rows // c.share),
+        "main": main_loop(rows),
+        "subinterp": sub_interpreter_loop(pool, rows),
         **{key: worker.engine() for key, worker in workers.items()},
         "pb1pin-engine": workers["pb1pin"].engine(without_udf=True),
         "df1": stock_context(1, paths),
