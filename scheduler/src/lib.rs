@@ -24,6 +24,7 @@ use pickleball_codec::{PythonLogicalCodec, PythonPhysicalCodec};
 use tokio::net::TcpListener;
 
 mod guarded;
+pub mod job_ids;
 
 /// Command-line flags of `pickleball-scheduler` and `pickleball scheduler`.
 ///
@@ -108,7 +109,7 @@ impl SchedulerArgs {
         }));
         config.override_create_grpc_client_endpoint =
             token.as_ref().map(ClusterToken::endpoint_override);
-        Ok(config)
+        Ok(config.with_job_id_generator(Arc::new(job_ids::ClockJobIds::default())))
     }
 }
 
