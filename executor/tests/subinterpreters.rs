@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Date64Array,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Date64Array,
     Decimal128Array, DictionaryArray, DurationMicrosecondArray, DurationMillisecondArray,
     DurationNanosecondArray, DurationSecondArray, FixedSizeBinaryArray, FixedSizeListArray,
     Float16Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
@@ -23,7 +23,7 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, Fields, Float16Type, Float64Type, Int8Type, Int32Type,
-    TimeUnit, UInt8Type,
+    Int64Type, TimeUnit, UInt8Type,
 };
 use pickleball_executor::cancellation::CancelToken;
 use pickleball_executor::python::subinterp::{RowsError, SubInterpreterPool};
@@ -884,6 +884,103 @@ fn wrong_return_values_name_row_value_and_type() {
         &DataType::Time64(TimeUnit::Microsecond),
     );
     assert!(message.contains("datetime.time"), "{message}");
+}
+
+/// Common cases take fast paths (plain columns without nulls into Python; results of exactly
+/// the declared type out of it); everything else follows the general rules, with its row.
+#[test]
+fn values_off_the_fast_paths_follow_the_general_rules() {
+    let _serial = serial();
+    const CLASSES: &str = "class I(int): pass\nclass F(float): pass\nclass S(str): pass\n";
+    let call = |source: &str, input: &ArrayRef, return_type: &DataType| {
+        let (digest, bytes) = payload(source);
+        let rows = input.len();
+        pool().call_rows(
+            "edge",
+            digest,
+            &bytes,
+            &[Arc::clone(input)],
+            rows,
+            return_type,
+            None,
+        )
+    };
+    let message = |result: Result<ArrayRef, RowsError>| match result {
+        Err(RowsError::Failed(e)) => e.to_string(),
+        other => panic!("expected a failure, got {other:?}"),
+    };
+    // Several slices of rows, so that rows are numbered across them.
+    let rows = 3000_i64;
+    let input = arc(Int64Array::from_iter_values(0..rows));
+    let expect = |x: i64| (x % 7 != 0).then_some(x);
+
+    let source = format!(
+        "{CLASSES}def f(x):\n    return None if x % 7 == 0 else I(x) if x % 5 == 0 else x\n"
+    );
+    let ints = call(&source, &input, &DataType::Int64).unwrap();
+    let ints: Vec<Option<i64>> = ints.as_primitive::<Int64Type>().iter().collect();
+    assert_eq!(ints, (0..rows).map(expect).collect::<Vec<_>>());
+    let big = "def f(x):\n    return 2**70 if x == 2500 else x\n";
+    let failed = message(call(big, &input, &DataType::Int64));
+    assert!(
+        failed.contains("row 2500") && failed.contains("out of range"),
+        "{failed}"
+    );
+
+    let source = format!(
+        "{CLASSES}def f(x):\n    return None if x % 7 == 0 else F(x) if x % 5 == 0 else x if \
+         x % 2 else float(x)\n"
+    );
+    let floats = call(&source, &input, &DataType::Float64).unwrap();
+    let floats: Vec<Option<f64>> = floats.as_primitive::<Float64Type>().iter().collect();
+    let expected: Vec<Option<f64>> = (0..rows).map(|x| expect(x).map(|x| x as f64)).collect();
+    assert_eq!(floats, expected);
+
+    let source = format!(
+        "{CLASSES}def f(x):\n    return None if x % 7 == 0 else S(x) if x % 5 == 0 else str(x)\n"
+    );
+    let surrogate = "def f(x):\n    return '\\ud800' if x == 2100 else str(x)\n";
+    let expected: Vec<Option<String>> = (0..rows)
+        .map(|x| expect(x).map(|x| x.to_string()))
+        .collect();
+    for return_type in [DataType::Utf8, DataType::LargeUtf8, DataType::Utf8View] {
+        let strings = call(&source, &input, &return_type).unwrap();
+        let strings = cast(&strings, &DataType::Utf8).unwrap();
+        let strings: Vec<Option<String>> = strings
+            .as_string::<i32>()
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect();
+        assert_eq!(strings, expected, "{return_type}");
+        let failed = message(call(surrogate, &input, &return_type));
+        assert!(
+            failed.contains("row 2100") && failed.contains("UTF-8"),
+            "{failed}"
+        );
+    }
+
+    // Plain columns (no nulls) arrive as the same builtins as columns with nulls.
+    let plain: Vec<(ArrayRef, &str)> = vec![
+        (arc(Int32Array::from_iter_values(0..5)), "int"),
+        (arc(Int64Array::from_iter_values(0..5)), "int"),
+        (arc(Float64Array::from_iter_values([0.5; 5])), "float"),
+        (arc(StringArray::from_iter_values(["a"; 5])), "str"),
+        (arc(LargeStringArray::from_iter_values(["a"; 5])), "str"),
+        (arc(StringViewArray::from_iter_values(["a"; 5])), "str"),
+    ];
+    for (array, name) in plain {
+        let kinds = run(
+            "lambda v: type(v).__name__",
+            &[Arc::clone(&array)],
+            &DataType::Utf8,
+        );
+        assert!(
+            kinds.as_string::<i32>().iter().all(|k| k == Some(name)),
+            "{array:?}"
+        );
+        let same = run("lambda v: v", &[Arc::clone(&array)], array.data_type());
+        assert_eq!(same.as_ref(), array.as_ref());
+    }
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub(super) fn list_or_failed_entry(
         ffi::PyList_New(range.len() as ffi::Py_ssize_t)
     })
     .ok_or(range.start)?;
+    if let Some(filled) = child.fill_plain(py, &list, range.clone()) {
+        return filled.map(|()| list);
+    }
     for (i, entry) in range.enumerate() {
         let item = child.get(py, ctx, entry).ok_or(entry)?;
         // SAFETY: `list` is a new list of this length and slot `i` is empty; SET_ITEM steals

@@ -124,14 +124,9 @@ fn run_slice(
             rows.start, rows.end
         )));
     }
-    for (i, row) in rows.enumerate() {
-        // SAFETY: `results` is a list of exactly one result per row (checked above); the
-        // item is borrowed while `results` is alive.
-        let result = unsafe { ffi::PyList_GET_ITEM(results.as_ptr(), i as ffi::Py_ssize_t) };
-        writer
-            .append(py, ctx, result)
-            .map_err(|m| mismatch_error(name, row, &job.return_type, m))?;
-    }
+    writer
+        .append_list(py, ctx, results.as_ptr(), rows.len())
+        .map_err(|(i, m)| mismatch_error(name, rows.start + i, &job.return_type, m))?;
     Ok(())
 }
 

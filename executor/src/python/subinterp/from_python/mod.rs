@@ -3,6 +3,7 @@
 
 mod containers;
 mod finish;
+mod runs;
 
 use std::sync::Arc;
 
@@ -229,6 +230,28 @@ impl Writer {
                 nulls.append_null();
             }
         }
+    }
+
+    /// Appends items `0..len` of `list` (a live list of at least `len` items), each converted
+    /// like [`Writer::append`]; on a mismatch, the item's index with it.
+    pub(super) fn append_list(
+        &mut self,
+        py: Gil,
+        ctx: &Context,
+        list: *mut ffi::PyObject,
+        len: usize,
+    ) -> Result<(), (usize, Mismatch)> {
+        let mut i = 0;
+        while i < len {
+            i += runs::append_run(&mut self.kind, py, list, i..len);
+            if i < len {
+                // SAFETY: `i < len`, within the list; borrowed while the caller holds it.
+                let obj = unsafe { ffi::PyList_GET_ITEM(list, i as ffi::Py_ssize_t) };
+                self.append(py, ctx, obj).map_err(|m| (i, m))?;
+                i += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Appends `obj` converted to this writer's type (`None` appends a null).
