@@ -936,6 +936,15 @@ fn values_off_the_fast_paths_follow_the_general_rules() {
     let expected: Vec<Option<f64>> = (0..rows).map(|x| expect(x).map(|x| x as f64)).collect();
     assert_eq!(floats, expected);
 
+    let bools = run(
+        "lambda x: None if x % 7 == 0 else x % 2 == 1",
+        &[Arc::clone(&input)],
+        &DataType::Boolean,
+    );
+    let bools: Vec<Option<bool>> = bools.as_boolean().iter().collect();
+    let expected: Vec<Option<bool>> = (0..rows).map(|x| expect(x).map(|x| x % 2 == 1)).collect();
+    assert_eq!(bools, expected);
+
     let source = format!(
         "{CLASSES}def f(x):\n    return None if x % 7 == 0 else S(x) if x % 5 == 0 else str(x)\n"
     );
@@ -961,6 +970,7 @@ fn values_off_the_fast_paths_follow_the_general_rules() {
 
     // Plain columns (no nulls) arrive as the same builtins as columns with nulls.
     let plain: Vec<(ArrayRef, &str)> = vec![
+        (arc(BooleanArray::from(vec![true, false, true])), "bool"),
         (arc(Int32Array::from_iter_values(0..5)), "int"),
         (arc(Int64Array::from_iter_values(0..5)), "int"),
         (arc(Float64Array::from_iter_values([0.5; 5])), "float"),

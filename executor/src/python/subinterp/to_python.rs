@@ -235,6 +235,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         let filled = match &self.kind {
+            Kind::Bool(a) => fill(list, range, |row| boolean(py, a.value(row))),
             Kind::I64(v) => fill(list, range, |row| int(py, v[row])),
             Kind::I32(v) => fill(list, range, |row| int(py, v[row].into())),
             Kind::F64(v) => fill(list, range, |row| float(py, v[row])),

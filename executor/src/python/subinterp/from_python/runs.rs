@@ -1,6 +1,6 @@
 //! The common case without per-value dispatch: a run of results whose Python type is exactly
-//! the one the return type expects (`int` for Int64, `float` for Float64, `str` for strings)
-//! goes straight into the builder. Anything else (`None`, a subclass, another type, an int
+//! the one the return type expects (`int` for Int64, `float` for Float64, `bool` for Boolean,
+//! `str` for strings) goes straight into the builder. Anything else (`None`, a subclass, another type, an int
 //! out of range, a lone surrogate) ends the run and is converted by `Writer::append`, with
 //! its checks and its error. With the matching loops on the argument side
 //! (`Reader::fill_plain`), this took the instructions of a call of the integer UDF
@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use pyo3::ffi;
 
+use super::super::extract::bool_of;
 use super::super::ffi_util::{Gil, clear_error, utf8};
 use super::Kind;
 
@@ -27,6 +28,10 @@ pub(super) fn append_run(
             exact_i64(py, obj).map(|v| b.append_value(v))
         }),
         Kind::F64(b) => run(list, rows, |obj| exact_f64(obj).map(|v| b.append_value(v))),
+        // `bool` cannot be subclassed: its general rule is the fast one.
+        Kind::Bool(b) => run(list, rows, |obj| {
+            bool_of(obj).ok().map(|v| b.append_value(v))
+        }),
         Kind::Utf8(b) => run(list, rows, |obj| {
             exact_str(py, obj).map(|v| b.append_value(v))
         }),
