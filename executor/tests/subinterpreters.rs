@@ -120,22 +120,36 @@ fn failure(expr: &str, args: &[ArrayRef], return_type: &DataType) -> String {
     }
 }
 
-/// The failure message of the UDF `udf` (a payload from [`payload`]) called on `input`.
-fn payload_failure(udf: &str, payload: &([u8; 32], Arc<[u8]>), input: ArrayRef) -> String {
-    let rows = input.len();
-    let result = pool().call_rows(
+/// The UDF `udf` (a payload from [`payload`]) called on `input`'s rows.
+fn call_payload(
+    udf: &str,
+    payload: &([u8; 32], Arc<[u8]>),
+    input: &ArrayRef,
+    return_type: &DataType,
+) -> Result<ArrayRef, RowsError> {
+    let args = [Arc::clone(input)];
+    pool().call_rows(
         udf,
         payload.0,
         &payload.1,
-        &[input],
-        rows,
-        &DataType::Int64,
+        &args,
+        input.len(),
+        return_type,
         None,
-    );
+    )
+}
+
+/// The failure message of a call that must fail.
+fn failure_of(udf: &str, result: Result<ArrayRef, RowsError>) -> String {
     match result {
         Err(RowsError::Failed(e)) => e.to_string(),
         other => panic!("{udf}: expected a failure, got {other:?}"),
     }
+}
+
+/// The failure message of the UDF `udf` (a payload from [`payload`]) called on `input`.
+fn payload_failure(udf: &str, payload: &([u8; 32], Arc<[u8]>), input: ArrayRef) -> String {
+    failure_of(udf, call_payload(udf, payload, &input, &DataType::Int64))
 }
 
 /// The threads that ran `ident_udf` (returning `threading.get_ident()`) on `input`'s rows,
@@ -893,22 +907,9 @@ fn values_off_the_fast_paths_follow_the_general_rules() {
     let _serial = serial();
     const CLASSES: &str = "class I(int): pass\nclass F(float): pass\nclass S(str): pass\n";
     let call = |source: &str, input: &ArrayRef, return_type: &DataType| {
-        let (digest, bytes) = payload(source);
-        let rows = input.len();
-        pool().call_rows(
-            "edge",
-            digest,
-            &bytes,
-            &[Arc::clone(input)],
-            rows,
-            return_type,
-            None,
-        )
+        call_payload("edge", &payload(source), input, return_type)
     };
-    let message = |result: Result<ArrayRef, RowsError>| match result {
-        Err(RowsError::Failed(e)) => e.to_string(),
-        other => panic!("expected a failure, got {other:?}"),
-    };
+    let message = |result| failure_of("edge", result);
     // Several slices of rows, so that rows are numbered across them.
     let rows = 3000_i64;
     let input = arc(Int64Array::from_iter_values(0..rows));
@@ -968,7 +969,7 @@ fn values_off_the_fast_paths_follow_the_general_rules() {
         );
     }
 
-    // Plain columns (no nulls) arrive as the same builtins as columns with nulls.
+    // Plain columns (no nulls) arrive as builtins of their type and round-trip.
     let plain: Vec<(ArrayRef, &str)> = vec![
         (arc(BooleanArray::from(vec![true, false, true])), "bool"),
         (arc(Int32Array::from_iter_values(0..5)), "int"),
