@@ -1,7 +1,9 @@
 //! Embeds an rpath to the libpython the executor links, so `pickleball-executor` starts
-//! without `LD_LIBRARY_PATH` on machines where CPython lives outside the loader's paths.
+//! without `LD_LIBRARY_PATH` on machines where CPython lives outside the loader's paths, and
+//! sets pyo3's `Py_3_*` cfgs for code that depends on the CPython version.
 
 fn main() {
+    pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
     if let Some(lib_dir) = config.lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");

@@ -1097,6 +1097,34 @@ fn functions_are_unpickled_once_per_interpreter() {
     single.shutdown();
 }
 
+/// Calls to an unpickled UDF, and from it to a helper pickled with it, get specialized like
+/// calls to functions made by `def` (CPython 3.13 never specializes calls to functions that
+/// cloudpickle rebuilt, unless the pool gives them versions). Each row reports what it sees:
+/// 2 if its caller's call is specialized, plus 1 if its own call of the helper is.
+#[test]
+fn calls_to_unpickled_functions_are_specialized() {
+    let _serial = serial();
+    let udf = payload(
+        "import dis, sys\n\
+         def helper(x):\n    return x + 1\n\
+         def specialized(code):\n    return any(i.opname == 'CALL_PY_EXACT_ARGS' \
+         for i in dis.get_instructions(code, adaptive=True))\n\
+         def f(x):\n    helper(x)\n    \
+         return 2 * specialized(sys._getframe(1).f_code) + specialized(f.__code__)\n",
+    );
+    let input = arc(Int64Array::from_iter_values(0..3000));
+    let output = call_payload("specialized", &udf, &input, &DataType::Int64).unwrap();
+    let seen = int64s(&output);
+    // The adaptive interpreter specializes after a few calls; every chunk's last rows must
+    // see both calls specialized.
+    let specialized = seen.iter().filter(|&&s| s == 3).count();
+    assert!(
+        specialized > 2900 && seen[2999] == 3,
+        "rows seeing both calls specialized: {specialized} of 3000; last row saw {}",
+        seen[2999]
+    );
+}
+
 #[test]
 fn a_thousand_small_calls_keep_the_thread_count() {
     let _serial = serial();

@@ -2,10 +2,12 @@
 //! use, imported once when the interpreter starts, and caches of time zones and functions.
 
 use std::collections::HashMap;
+use std::ffi::CStr;
 
 use pyo3::ffi;
 
 use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unicode};
+use super::specialize::TWINS_SOURCE;
 
 /// The row loop, in Python: `apply(f, nargs, first, *rest)` calls `f` on each row of the
 /// argument lists and returns the results as a list. A comprehension calls a Python UDF
@@ -26,14 +28,14 @@ def apply(f, nargs, first, *rest, zip=zip):
     return [f(*args) for args in zip(first, *rest)]
 ";
 
-/// [`APPLY_SOURCE`] run in a fresh namespace; its `apply`, or `None` with an exception set.
-fn compile_apply(py: Gil) -> Option<PyObj> {
+/// `source` run in a fresh namespace; its function `name`, or `None` with an exception set.
+fn compile_helper(py: Gil, source: &CStr, name: &CStr) -> Option<PyObj> {
     let namespace = new_dict(py)?;
     // SAFETY: the token proves the GIL is held; the source is NUL-terminated and `namespace`
     // a live dict (CPython adds `__builtins__` to it).
     let done = PyObj::owned(py, unsafe {
         ffi::PyRun_String(
-            APPLY_SOURCE.as_ptr(),
+            source.as_ptr(),
             ffi::Py_file_input,
             namespace.as_ptr(),
             namespace.as_ptr(),
@@ -43,7 +45,7 @@ fn compile_apply(py: Gil) -> Option<PyObj> {
     // SAFETY: as above; GetItemString returns a borrowed reference or null without an
     // exception, which cannot happen after the source ran.
     PyObj::borrowed(py, unsafe {
-        ffi::PyDict_GetItemString(namespace.as_ptr(), c"apply".as_ptr())
+        ffi::PyDict_GetItemString(namespace.as_ptr(), name.as_ptr())
     })
 }
 
@@ -82,6 +84,8 @@ pub(super) struct Context {
     pub decimal: PyObj,
     /// [`APPLY_SOURCE`]'s `apply`.
     pub apply: PyObj,
+    /// [`TWINS_SOURCE`]'s `twins`.
+    pub twins: PyObj,
     pub names: Names,
     /// `zoneinfo.ZoneInfo`, imported on first use of a named time zone.
     zoneinfo: Option<PyObj>,
@@ -129,7 +133,8 @@ impl Context {
             utc: member(py, &timezone, c"utc")?,
             timezone,
             decimal: member(py, &decimal, c"Decimal")?,
-            apply: compile_apply(py)?,
+            apply: compile_helper(py, APPLY_SOURCE, c"apply")?,
+            twins: compile_helper(py, TWINS_SOURCE, c"twins")?,
             names,
             zoneinfo: None,
             zones: HashMap::new(),

@@ -323,6 +323,7 @@ fn set_sys_path(py: Gil, sys_path: &[String]) -> Result<(), Raised> {
 fn run_job(py: Gil, context: &mut Context, job: &Job) -> Result<ArrayRef, RowsError> {
     if !context.functions.contains_key(&job.digest) {
         let function = unpickle(py, context, job)?;
+        super::specialize::give_versions(py, &context.twins, &function);
         context.functions.insert(job.digest, function);
     }
     let function = context.functions[&job.digest].clone_ref(py);

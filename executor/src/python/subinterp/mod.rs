@@ -19,6 +19,7 @@ mod from_python;
 mod interpreter;
 mod py_values;
 mod rows;
+mod specialize;
 mod temporal;
 mod to_python;
 
