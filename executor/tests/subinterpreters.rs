@@ -517,6 +517,49 @@ fn arguments_are_python_builtins() {
     );
 }
 
+/// Strings arrive as ordinary `str` objects whatever their content (ASCII ones are built
+/// directly, others decoded): equal to and hashing like literals, with the right length.
+#[test]
+fn strings_arrive_as_ordinary_str_objects() {
+    let _serial = serial();
+    let texts = [
+        "",
+        "a",
+        "abc",
+        "h\u{e9}llo",
+        "\u{65e5}\u{672c}",
+        "\u{1f600}!",
+        "tab\tand ~",
+    ];
+    let literals =
+        "['', 'a', 'abc', 'h\\u00e9llo', '\\u65e5\\u672c', '\\U0001f600!', 'tab\\tand ~']";
+    let udf = format!(
+        "lambda s: f'{{len(s)}} {{s.isascii()}} {{ {{t: i for i, t in enumerate({literals})}}.get(s) }} \
+         {{hash(s) == hash(s.encode().decode())}}'"
+    );
+    for input in [
+        arc(StringArray::from(texts.to_vec())),
+        arc(LargeStringArray::from(texts.to_vec())),
+        arc(StringViewArray::from(texts.to_vec())),
+    ] {
+        let output = run(&udf, &[input], &DataType::Utf8);
+        let output = output.as_any().downcast_ref::<StringArray>().unwrap();
+        let got: Vec<&str> = output.iter().map(Option::unwrap).collect();
+        assert_eq!(
+            got,
+            [
+                "0 True 0 True",
+                "1 True 1 True",
+                "3 True 2 True",
+                "5 False 3 True",
+                "2 False 4 True",
+                "2 False 5 True",
+                "9 True 6 True",
+            ]
+        );
+    }
+}
+
 #[test]
 fn time_zones_become_tzinfo() {
     let _serial = serial();

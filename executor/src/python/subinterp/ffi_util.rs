@@ -162,6 +162,19 @@ pub(super) fn import(py: Gil, name: &CStr) -> Option<PyObj> {
 
 /// A new `str` (a new reference, or null with an exception set).
 pub(super) fn unicode(_py: Gil, s: &str) -> *mut ffi::PyObject {
+    // ASCII (the common case) is copied straight into a new one-byte str: CPython's UTF-8
+    // decoder would check again what `&str` guarantees, at several times the cost.
+    if s.is_ascii() {
+        // SAFETY: the token proves the GIL is held. A new str of maxchar 127 is compact
+        // ASCII with room for `s.len()` one-byte characters, not yet seen by anyone else.
+        unsafe {
+            let new = ffi::PyUnicode_New(s.len() as ffi::Py_ssize_t, 127);
+            if !new.is_null() {
+                std::ptr::copy_nonoverlapping(s.as_ptr(), ffi::PyUnicode_1BYTE_DATA(new), s.len());
+            }
+            return new;
+        }
+    }
     // SAFETY: the token proves the GIL is held; the pointer and length describe valid UTF-8.
     unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast::<c_char>(), s.len() as isize) }
 }
