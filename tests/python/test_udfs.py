@@ -277,3 +277,36 @@ def test_stock_decorator_form_registers_and_runs_like_the_issue_example(
     assert ctx.table("fares").select(big(col("fare")).alias("b")).to_pydict() == {
         "b": [False, True, True, False]
     }
+
+
+def _plus_one(x: int) -> int:
+    return x + 1
+
+
+def _calls_specialized(code: object) -> bool:
+    import dis
+
+    return any(i.opname == "CALL_PY_EXACT_ARGS" for i in dis.get_instructions(code, adaptive=True))
+
+
+def _probe(x: pa.Array) -> pa.Array:
+    for i in range(64):  # enough calls for the adaptive interpreter to specialize
+        _plus_one(i)
+    return pa.array([_calls_specialized(_probe.__code__)] * len(x))
+
+
+def test_calls_inside_main_lane_udfs_are_specialized_as_locally(
+    ctx: pickleball.SessionContext,
+) -> None:
+    """CPython 3.13 never specializes calls to functions cloudpickle rebuilt (they have no
+    function version); executors give them the version a ``def`` would, in the main
+    interpreter as in the sub-interpreters, so a UDF's calls to its helpers run as fast as
+    locally."""
+    probe = udf(_probe, [pa.int64()], pa.bool_(), "volatile", name="probe")
+    local = datafusion.SessionContext()
+    for c in (ctx, local):
+        c.register_udf(probe)
+        c.from_pydict({"x": [1, 2, 3]}, name="probed")
+    query = "select probe(x) as s from probed"
+    assert local.sql(query).to_pydict() == {"s": [True] * 3}
+    assert ctx.sql(query).to_pydict() == {"s": [True] * 3}

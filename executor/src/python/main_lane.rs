@@ -70,6 +70,7 @@ impl MainInterpreterRuntime {
                 udf_contract(name, "payload is not a datafusion-python UDF description")
             })?,
         };
+        super::specialize::give_versions_main(py, &callable);
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -8,6 +8,7 @@ pub mod interrupt;
 pub mod main_lane;
 pub mod main_rows;
 pub mod runtime;
+mod specialize;
 pub mod subinterp;
 pub mod udf_module;
 

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use pyo3::ffi;
 
 use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unicode};
-use super::specialize::TWINS_SOURCE;
+use crate::python::specialize::TWINS_SOURCE;
 
 /// The row loop, in Python: `apply(f, nargs, first, *rest)` calls `f` on each row of the
 /// argument lists and returns the results as a list. A comprehension calls a Python UDF

@@ -323,11 +323,26 @@ fn set_sys_path(py: Gil, sys_path: &[String]) -> Result<(), Raised> {
 fn run_job(py: Gil, context: &mut Context, job: &Job) -> Result<ArrayRef, RowsError> {
     if !context.functions.contains_key(&job.digest) {
         let function = unpickle(py, context, job)?;
-        super::specialize::give_versions(py, &context.twins, &function);
+        give_versions(py, context, &function);
         context.functions.insert(job.digest, function);
     }
     let function = context.functions[&job.digest].clone_ref(py);
     run_rows(py, context, &function, job)
+}
+
+/// Lets calls to `function` be specialized (see [`crate::python::specialize`]). A failure
+/// only leaves them unspecialized, so it is cleared.
+fn give_versions(py: Gil, context: &Context, function: &PyObj) {
+    use crate::python::specialize::{adopt_versions, lacks_version};
+    // SAFETY: the token proves this interpreter's GIL is held; `function` is live.
+    if !unsafe { lacks_version(function.as_ptr()) } {
+        return;
+    }
+    match super::ffi_util::call1(py, context.twins.as_ptr(), function.as_ptr()) {
+        // SAFETY: as above; `pairs` is live.
+        Some(pairs) => unsafe { adopt_versions(pairs.as_ptr()) },
+        None => super::ffi_util::clear_error(py),
+    }
 }
 
 /// `cloudpickle.loads(payload)`, which must be callable.

@@ -19,7 +19,6 @@ mod from_python;
 mod interpreter;
 mod py_values;
 mod rows;
-mod specialize;
 mod temporal;
 mod to_python;
 

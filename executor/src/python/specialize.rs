@@ -15,14 +15,17 @@
 //! functions it reaches directly through its globals and closure cells (helpers pickled with
 //! it). A later change to `__code__`, `__defaults__`, `__kwdefaults__` or `__closure__`
 //! resets the version to 0 as usual.
+//!
+//! Both lanes use it: the sub-interpreters through the raw C API (they call [`TWINS_SOURCE`]'s
+//! function themselves), the main interpreter through [`give_versions_main`].
 
 use pyo3::ffi;
-
-use super::ffi_util::{Gil, PyObj, call1, clear_error};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 /// Python source of `twins(f)`: `(function, twin)` pairs for `f` and the functions it reaches
 /// directly, each twin made by `MAKE_FUNCTION` from the function's current code.
-pub(super) const TWINS_SOURCE: &std::ffi::CStr = c"
+pub(crate) const TWINS_SOURCE: &std::ffi::CStr = c"
 def twins(f, template=compile('def f(): pass', '<pickleball>', 'exec')):
     function_type, code_type = type(twins), type(template)
     reached = [f]
@@ -44,39 +47,65 @@ def twins(f, template=compile('def f(): pass', '<pickleball>', 'exec')):
     return pairs
 ";
 
-/// Gives `function` (and the functions it reaches directly) the version `MAKE_FUNCTION`
-/// would have given it, if it is a plain Python function without one. `twins` is
-/// [`TWINS_SOURCE`]'s function. A failure only leaves the calls unspecialized: it is cleared.
-pub(super) fn give_versions(py: Gil, twins: &PyObj, function: &PyObj) {
-    #[cfg(all(Py_3_13, not(Py_GIL_DISABLED)))]
-    {
-        // SAFETY: the token proves the GIL is held; `function` is live.
-        if unsafe { version(function.as_ptr()) } != Some(0) {
-            return;
-        }
-        let Some(pairs) = call1(py, twins.as_ptr(), function.as_ptr()) else {
-            clear_error(py);
-            return;
-        };
-        // SAFETY: the token proves the GIL is held; `twins` returned a list of 2-tuples, each
-        // holding references to its items while `pairs` lives.
-        unsafe {
-            for i in 0..ffi::PyList_Size(pairs.as_ptr()).max(0) {
-                let pair = ffi::PyList_GET_ITEM(pairs.as_ptr(), i);
-                let (reached, twin) =
-                    (ffi::PyTuple_GetItem(pair, 0), ffi::PyTuple_GetItem(pair, 1));
-                if let (Some(0), Some(given)) = (version(reached), version(twin)) {
-                    set_version(reached, given);
-                }
-            }
-        }
-        clear_error(py);
-    }
-    #[cfg(not(all(Py_3_13, not(Py_GIL_DISABLED))))]
-    let _ = (py, twins, function);
+/// Whether `object` is a plain Python function that calls cannot be specialized for (version
+/// 0), i.e. whether to call `twins` on it. Always false before CPython 3.13.
+///
+/// # Safety
+/// The GIL of `object`'s interpreter must be held and `object` be live.
+pub(crate) unsafe fn lacks_version(object: *mut ffi::PyObject) -> bool {
+    // SAFETY: per the contract.
+    unsafe { version(object) == Some(0) }
 }
 
-/// The version of `object` if it is a Python function (exactly), else `None`.
+/// Gives each function of `pairs` (the list `twins` returned) its twin's version, if it still
+/// has none.
+///
+/// # Safety
+/// The GIL of the objects' interpreter must be held and `pairs` be a live object.
+pub(crate) unsafe fn adopt_versions(pairs: *mut ffi::PyObject) {
+    // SAFETY: per the contract; items are checked before use (a list of 2-tuples from
+    // `twins`), and borrowed references stay valid while `pairs` lives.
+    unsafe {
+        if ffi::PyList_Check(pairs) == 0 {
+            return;
+        }
+        for i in 0..ffi::PyList_GET_SIZE(pairs) {
+            let pair = ffi::PyList_GET_ITEM(pairs, i);
+            if ffi::PyTuple_Check(pair) == 0 || ffi::PyTuple_GET_SIZE(pair) != 2 {
+                continue;
+            }
+            let (reached, twin) = (
+                ffi::PyTuple_GET_ITEM(pair, 0),
+                ffi::PyTuple_GET_ITEM(pair, 1),
+            );
+            if let (Some(0), Some(given)) = (version(reached), version(twin)) {
+                set_version(reached, given);
+            }
+        }
+    }
+}
+
+/// [`lacks_version`] then [`adopt_versions`] for a callable of the main interpreter. A failure
+/// only leaves calls unspecialized, so it is ignored.
+pub(crate) fn give_versions_main(py: Python<'_>, callable: &Bound<'_, PyAny>) {
+    // SAFETY: the token proves the main GIL is held; `callable` is live.
+    if !unsafe { lacks_version(callable.as_ptr()) } {
+        return;
+    }
+    static TWINS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let twins = TWINS.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        let namespace = pyo3::types::PyDict::new(py);
+        py.run(TWINS_SOURCE, Some(&namespace), None)?;
+        Ok(namespace.as_any().get_item("twins")?.unbind())
+    });
+    if let Ok(pairs) = twins.and_then(|twins| twins.bind(py).call1((callable,))) {
+        // SAFETY: the main GIL is held; `pairs` is live.
+        unsafe { adopt_versions(pairs.as_ptr()) };
+    }
+}
+
+/// The version of `object` if it is exactly a Python function (CPython 3.13 and later,
+/// default build), else `None`.
 ///
 /// # Safety
 /// The GIL must be held and `object` be live or null.
@@ -92,10 +121,16 @@ unsafe fn version(object: *mut ffi::PyObject) -> Option<u32> {
     }
 }
 
+#[cfg(not(all(Py_3_13, not(Py_GIL_DISABLED))))]
+unsafe fn version(_object: *mut ffi::PyObject) -> Option<u32> {
+    None
+}
+
 /// Sets the version of Python function `function`.
 ///
 /// # Safety
-/// The GIL must be held and `function` be a live object of exactly `PyFunction_Type`.
+/// The GIL must be held and `function` be a live object of exactly `PyFunction_Type`
+/// ([`version`] returned `Some`).
 #[cfg(all(Py_3_13, not(Py_GIL_DISABLED)))]
 unsafe fn set_version(function: *mut ffi::PyObject, version: u32) {
     // SAFETY: per the contract. CPython's MAKE_FUNCTION stores the same value in the same
@@ -103,3 +138,6 @@ unsafe fn set_version(function: *mut ffi::PyObject, version: u32) {
     // the tier-2 optimizer reads; a miss there only forgoes an optimization).
     unsafe { (*function.cast::<ffi::PyFunctionObject>()).func_version = version };
 }
+
+#[cfg(not(all(Py_3_13, not(Py_GIL_DISABLED))))]
+unsafe fn set_version(_function: *mut ffi::PyObject, _version: u32) {}
