@@ -723,6 +723,9 @@ fn large_inputs_keep_their_order_across_interpreters() {
 fn chunks_run_on_different_interpreter_threads() {
     let _serial = serial();
     let input = arc(Int64Array::from_iter_values(0..30_000));
+    // A thread that called within the last 1 ms (the previous test's) still counts as using
+    // an interpreter; after that, this call is the only one and gets them all.
+    thread::sleep(Duration::from_millis(20));
     // Each chunk's first row waits a while, so one interpreter cannot take both chunks
     // before the other thread is scheduled (which made this test flaky on a busy VM).
     let idents = threads_in_turn(

@@ -12,6 +12,7 @@
 //! sub-interpreters (numpy, pyarrow, pandas, ...) yield [`RowsError::LoadRefused`]; the caller
 //! runs those UDFs in the main interpreter instead.
 
+mod callers;
 mod context;
 mod extract;
 mod ffi_util;
@@ -25,7 +26,7 @@ mod to_python;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,6 +39,7 @@ use datafusion::common::{DataFusionError, Result};
 use pyo3::prelude::*;
 
 use crate::cancellation::CancelToken;
+use callers::Callers;
 use interpreter::{Call, Job, Queue, Worker, run_worker};
 
 /// Whether the non-nested type `data_type` converts to and from Python builtins, in both
@@ -127,27 +129,8 @@ pub struct SubInterpreterPool {
     workers: Vec<(JoinHandle<()>, Arc<Worker>)>,
     /// Digests whose payloads could not load in a sub-interpreter, with the reason.
     refused: Mutex<HashMap<[u8; 32], String>>,
-    /// Chunks of the calls under way: a call splits only over the interpreters left.
-    in_flight: AtomicUsize,
-}
-
-/// Counts a call's chunks in [`SubInterpreterPool::in_flight`] until the call returns.
-struct InFlight<'a> {
-    counter: &'a AtomicUsize,
-    chunks: usize,
-}
-
-impl<'a> InFlight<'a> {
-    fn add(counter: &'a AtomicUsize, chunks: usize) -> Self {
-        counter.fetch_add(chunks, Ordering::Relaxed);
-        Self { counter, chunks }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(self.chunks, Ordering::Relaxed);
-    }
+    /// The threads using the interpreters: a call splits only over the interpreters left.
+    callers: Callers,
 }
 
 impl fmt::Debug for SubInterpreterPool {
@@ -227,7 +210,7 @@ impl SubInterpreterPool {
             sender: Some(sender),
             workers: Vec::with_capacity(size),
             refused: Mutex::new(HashMap::new()),
-            in_flight: AtomicUsize::new(0),
+            callers: Callers::default(),
         };
         // Interpreters are created one at a time, process-wide (CPython's creation path is
         // delicate; concurrent pools would otherwise interleave).
@@ -284,16 +267,12 @@ impl SubInterpreterPool {
                 "Python UDF '{name}': the sub-interpreter pool is shut down"
             )));
         };
-        // Split over the interpreters no other call is using. With one task per interpreter
+        // Split over the interpreters no other task is using. With one task per interpreter
         // (vcores = pool size) each call then keeps one interpreter and skips the split's
         // hand-offs (a 2-way split of 8192 rows cost ~120 us over an even share); a lone call,
         // such as a stage's last task, still gets them all.
-        let idle = self
-            .size
-            .saturating_sub(self.in_flight.load(Ordering::Relaxed))
-            .max(1);
-        let chunks = chunk_ranges(num_rows, idle);
-        let _in_flight = InFlight::add(&self.in_flight, chunks.len());
+        let chunks = chunk_ranges(num_rows, self.callers.interpreters_for(self.size));
+        let _using = self.callers.begin(chunks.len());
         let (reply, results) = mpsc::channel();
         let shared_args: Arc<[ArrayRef]> = args.iter().cloned().collect();
         let name_arc: Arc<str> = name.into();
