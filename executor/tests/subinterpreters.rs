@@ -1150,25 +1150,44 @@ fn functions_are_unpickled_once_per_interpreter() {
 #[test]
 fn calls_to_unpickled_functions_are_specialized() {
     let _serial = serial();
-    let udf = payload(
-        "import dis, sys\n\
-         def helper(x):\n    return x + 1\n\
-         def specialized(code):\n    return any(i.opname == 'CALL_PY_EXACT_ARGS' \
-         for i in dis.get_instructions(code, adaptive=True))\n\
+    // `calls(code)`: whether a call in `code` is specialized; `calls(code, name)`: whether
+    // the call of `name` is.
+    let probe = "import dis, sys\n\
+         def calls(code, name=None):\n    \
+         load = name is None\n    \
+         for i in dis.get_instructions(code, adaptive=True):\n        \
+         if i.argval == name and i.opname.startswith(('LOAD_GLOBAL', 'LOAD_DEREF')):\n            \
+         load = True\n        \
+         elif load and i.opname.startswith('CALL'):\n            \
+         if i.opname == 'CALL_PY_EXACT_ARGS' or name is not None:\n                \
+         return i.opname == 'CALL_PY_EXACT_ARGS'\n    \
+         return False\n";
+    let udf = payload(&format!(
+        "{probe}def helper(x):\n    return x + 1\n\
          def f(x):\n    helper(x)\n    \
-         return 2 * specialized(sys._getframe(1).f_code) + specialized(f.__code__)\n",
-    );
+         return 2 * calls(sys._getframe(1).f_code) + calls(f.__code__, 'helper')\n"
+    ));
+    // The same through a closure: the UDF and its helper reach each other through cells.
+    let closure = payload(&format!(
+        "{probe}def make(k):\n    def helper(x):\n        return x + k\n    \
+         def f(x):\n        helper(x)\n        \
+         return 2 * calls(sys._getframe(1).f_code) + calls(f.__code__, 'helper')\n    \
+         return f\n\
+         f = make(1)\n"
+    ));
     let input = arc(Int64Array::from_iter_values(0..3000));
-    let output = call_payload("specialized", &udf, &input, &DataType::Int64).unwrap();
-    let seen = int64s(&output);
-    // The adaptive interpreter specializes after a few calls; every chunk's last rows must
-    // see both calls specialized.
-    let specialized = seen.iter().filter(|&&s| s == 3).count();
-    assert!(
-        specialized > 2900 && seen[2999] == 3,
-        "rows seeing both calls specialized: {specialized} of 3000; last row saw {}",
-        seen[2999]
-    );
+    for (what, udf) in [("globals", &udf), ("closure", &closure)] {
+        let output = call_payload("specialized", udf, &input, &DataType::Int64).unwrap();
+        let seen = int64s(&output);
+        // The adaptive interpreter specializes after a few calls; every chunk's last rows
+        // must see both calls specialized.
+        let specialized = seen.iter().filter(|&&s| s == 3).count();
+        assert!(
+            specialized > 2900 && seen[2999] == 3,
+            "{what}: rows seeing both calls specialized: {specialized} of 3000; last row saw {}",
+            seen[2999]
+        );
+    }
 }
 
 #[test]
