@@ -262,6 +262,41 @@ def test_a_udf_using_pyarrow_falls_back_to_the_main_interpreter(
     assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
 
 
+def test_main_lane_rows_match_local_and_name_the_failing_row(
+    ctx: pickleball.SessionContext, local: datafusion.SessionContext
+) -> None:
+    @pickleball.udf(lane="main")
+    def joined(a: int, b: str | None) -> str:
+        return f"{a}:{b}"
+
+    @pickleball.udf(lane="main", volatility="volatile", return_type=pa.int64(), input_types=[])
+    def seven() -> int:
+        return 7
+
+    @pickleball.udf(lane="main")
+    def picky(x: int) -> int:
+        if x == 30:
+            raise ValueError(f"no thirty ({x})")
+        return x
+
+    for context in (ctx, local):
+        for f in (joined, seven, picky):
+            context.register_udf(f)
+        context.from_pydict({"a": [10, 20, 30], "b": ["x", None, "z"]}, name="t3")
+    query = "select joined(a, b) as j from t3"
+    assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+    # Without arguments: called once per row (a local context cannot tell it the row count).
+    assert ctx.sql("select seven() as s from t3").to_pydict() == {"s": [7, 7, 7]}
+    with pytest.raises(pickleball.ExecutionError) as error:
+        ctx.sql("select picky(a) from t3").collect()
+    message = str(error.value)
+    assert "'picky'" in message
+    assert "ValueError: no thirty (30)" in message
+    assert "running on row 2" in message
+    assert "raise ValueError" in message  # the traceback: its source line ...
+    assert "in picky" in message  # its frame, named
+
+
 def test_large_inputs_keep_their_order(ctx: pickleball.SessionContext) -> None:
     @pickleball.udf
     def mix(x: int) -> int:
