@@ -47,16 +47,27 @@ pub(super) fn list_or_failed_entry(
         ffi::PyList_New(range.len() as ffi::Py_ssize_t)
     })
     .ok_or(range.start)?;
-    if let Some(filled) = child.fill_plain(py, &list, range.clone()) {
-        return filled.map(|()| list);
-    }
-    for (i, entry) in range.enumerate() {
-        let item = child.get(py, ctx, entry).ok_or(entry)?;
-        // SAFETY: `list` is a new list of this length and slot `i` is empty; SET_ITEM steals
-        // the reference we hand over with `into_raw`.
-        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_raw()) };
+    match child.fill_plain(py, &list, range.clone()) {
+        Some(filled) => filled?,
+        None => fill(&list, range, |row| child.get(py, ctx, row))?,
     }
     Ok(list)
+}
+
+/// `list[i] = make(row)` for the rows of `range` (`list` new, with `range.len()` empty
+/// slots); the row whose value could not be made.
+pub(super) fn fill(
+    list: &PyObj,
+    range: std::ops::Range<usize>,
+    make: impl Fn(usize) -> Option<PyObj>,
+) -> Result<(), usize> {
+    for (i, row) in range.enumerate() {
+        let item = make(row).ok_or(row)?;
+        // SAFETY: `list` is a new list with an empty slot `i`; SET_ITEM steals the reference
+        // handed over with `into_raw`.
+        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_raw()) };
+    }
+    Ok(())
 }
 
 /// `date(y, m, d)` for a day count since the epoch.

@@ -18,11 +18,9 @@ use datafusion::arrow::datatypes::{
     UInt32Type, UInt64Type,
 };
 
-use pyo3::ffi;
-
 use super::context::Context;
 use super::ffi_util::{Gil, PyObj, boolean, dict_set, float, int, new_dict, uint};
-use super::py_values::{bytes_of, date, decimal, duration, list, string, time, timestamp};
+use super::py_values::{bytes_of, date, decimal, duration, fill, list, string, time, timestamp};
 use super::temporal::to_micros;
 
 type F16 = <Float16Type as datafusion::arrow::datatypes::ArrowPrimitiveType>::Native;
@@ -313,21 +311,6 @@ impl<'a> Reader<'a> {
             Kind::Dictionary(keys, values) => values.get(py, ctx, keys[row]),
         }
     }
-}
-
-/// `list[i] = make(row)` for the rows of `range`; the row whose value could not be made.
-fn fill(
-    list: &PyObj,
-    range: Range<usize>,
-    make: impl Fn(usize) -> Option<PyObj>,
-) -> Result<(), usize> {
-    for (i, row) in range.enumerate() {
-        let item = make(row).ok_or(row)?;
-        // SAFETY: `list` is a new list with an empty slot `i`; SET_ITEM steals the reference
-        // handed over with `into_raw`.
-        unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item.into_raw()) };
-    }
-    Ok(())
 }
 
 fn binary<T: ByteArrayType<Native = [u8]>>(a: &GenericByteArray<T>, row: usize) -> &[u8] {

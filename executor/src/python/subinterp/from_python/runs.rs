@@ -2,8 +2,9 @@
 //! the one the return type expects (`int` for Int64, `float` for Float64, `bool` for Boolean,
 //! `str` for strings) goes straight into the builder. Anything else (`None`, a subclass,
 //! another type, an int out of range, a lone surrogate) ends the run and is converted by
-//! `Writer::append`, with its checks and its error. For a cheap UDF, dispatching on the kind and on `None` for
-//! every value was most of pickleball's own share of the time (see OPERATIONS, "Sizing").
+//! `Writer::append`, with its checks and its error. For a cheap UDF, dispatching on the kind
+//! and on `None` for every value was most of pickleball's own share of the time (see
+//! OPERATIONS, "Sizing").
 
 use std::ops::Range;
 
