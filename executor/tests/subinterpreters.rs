@@ -560,6 +560,113 @@ fn strings_arrive_as_ordinary_str_objects() {
     }
 }
 
+/// A UDF that keeps some of its `int` arguments (as `kept_args`) and returns the others: a
+/// second call reports how many kept values changed since (`y == 2`) and how many were kept
+/// (`y == 3`).
+const KEEPS_ARGUMENTS: &str = "
+kept = []
+def f(x, y):
+    if y == 1:
+        kept.append((x, str(x)))
+    elif y == 2:
+        return sum(1 for v, text in kept if str(v) != text)
+    elif y == 3:
+        return len(kept)
+    return x
+";
+
+#[test]
+fn int_arguments_kept_or_returned_by_a_udf_keep_their_values() {
+    let _serial = serial();
+    init_python();
+    // One interpreter, so that every slice of rows after the first gets recycled `int`s.
+    let mut single = SubInterpreterPool::start(1).expect("start");
+    let udf = payload(KEEPS_ARGUMENTS);
+    let rows = 5000;
+    let limit = (1 << 30) - 1;
+    let edges = [
+        limit,
+        -limit,
+        limit + 1,
+        -limit - 1,
+        257,
+        -6,
+        256,
+        -5,
+        0,
+        i64::MIN,
+    ];
+    let x: Vec<i64> = (0..rows)
+        .map(|i| match i % 20 {
+            k @ 0..10 => edges[k as usize],
+            k => (i * 7919 + k) % (2 * limit) - limit,
+        })
+        .collect();
+    let keep: Vec<i64> = (0..rows).map(|i| i64::from(i % 3 == 0)).collect();
+    let as_i32 = cast(&arc(Int64Array::from(x.clone())), &DataType::Int32).unwrap();
+    for xs in [arc(Int64Array::from(x.clone())), as_i32] {
+        let expected = cast(&xs, &DataType::Int64).unwrap();
+        let args = [xs, arc(Int64Array::from(keep.clone()))];
+        let returned = single
+            .call_rows(
+                "keeps",
+                udf.0,
+                &udf.1,
+                &args,
+                x.len(),
+                &DataType::Int64,
+                None,
+            )
+            .unwrap();
+        assert_eq!(int64s(&returned), int64s(&expected));
+    }
+    let check = [
+        arc(Int64Array::from(vec![0, 0])),
+        arc(Int64Array::from(vec![2, 3])),
+    ];
+    let report = single
+        .call_rows("keeps", udf.0, &udf.1, &check, 2, &DataType::Int64, None)
+        .unwrap();
+    assert_eq!(int64s(&report), [0, 2 * (rows / 3 + 1)], "[changed, kept]");
+    single.shutdown();
+}
+
+/// `sys.getallocatedblocks()` of the interpreter, as a UDF sees it.
+const ALLOCATED_BLOCKS: &str = "import sys\ndef f(x):\n    return sys.getallocatedblocks()\n";
+
+#[test]
+fn int_arguments_are_recycled_between_slices() {
+    let _serial = serial();
+    init_python();
+    let mut single = SubInterpreterPool::start(1).expect("start");
+    let udf = payload(ALLOCATED_BLOCKS);
+    let blocks = |first: i64, rows: i64| {
+        let input = arc(Int64Array::from_iter_values(first..first + rows));
+        let output = single
+            .call_rows(
+                "blocks",
+                udf.0,
+                &udf.1,
+                &[input],
+                rows as usize,
+                &DataType::Int64,
+                None,
+            )
+            .unwrap();
+        int64s(&output)[0]
+    };
+    let before = blocks(1000, 1);
+    blocks(1000, 3000);
+    let after = blocks(1000, 1);
+    // The 3,000 rows ran in slices of 1,024: the last slice's arguments stay allocated,
+    // kept for the next call, instead of being freed.
+    assert!(
+        (900..1100).contains(&(after - before)),
+        "{before} blocks before, {after} after"
+    );
+    single.shutdown();
+}
+
 #[test]
 fn time_zones_become_tzinfo() {
     let _serial = serial();

@@ -1,12 +1,14 @@
 //! Per-interpreter Python objects: the classes and functions the conversions and the worker
 //! use, imported once when the interpreter starts, and caches of time zones and functions.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 
 use pyo3::ffi;
 
 use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unicode};
+use super::recycled_ints::IntStock;
 use crate::python::specialize::TWINS_SOURCE;
 
 /// The row loop, in Python: `apply(f, nargs, first, *rest)` calls `f` on each row of the
@@ -93,6 +95,8 @@ pub(super) struct Context {
     zones: HashMap<String, PyObj>,
     /// Unpickled UDFs by payload digest.
     pub functions: HashMap<[u8; 32], PyObj>,
+    /// Argument `int`s kept from the last slice of rows for the next one.
+    pub ints: RefCell<IntStock>,
 }
 
 /// `module.name` imported, or `None` with an exception set.
@@ -139,6 +143,7 @@ impl Context {
             zoneinfo: None,
             zones: HashMap::new(),
             functions: HashMap::new(),
+            ints: RefCell::new(IntStock::new(py)),
         })
     }
 

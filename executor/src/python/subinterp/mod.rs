@@ -19,6 +19,7 @@ mod ffi_util;
 mod from_python;
 mod interpreter;
 mod py_values;
+mod recycled_ints;
 mod rows;
 mod temporal;
 mod to_python;

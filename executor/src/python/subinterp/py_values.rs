@@ -47,7 +47,8 @@ pub(super) fn list_or_failed_entry(
         ffi::PyList_New(range.len() as ffi::Py_ssize_t)
     })
     .ok_or(range.start)?;
-    match child.fill_plain(py, &list, range.clone()) {
+    let plain = child.fill_plain(py, &mut ctx.ints.borrow_mut(), &list, range.clone());
+    match plain {
         Some(filled) => filled?,
         None => fill(&list, range, |row| child.get(py, ctx, row))?,
     }
@@ -59,7 +60,7 @@ pub(super) fn list_or_failed_entry(
 pub(super) fn fill(
     list: &PyObj,
     range: std::ops::Range<usize>,
-    make: impl Fn(usize) -> Option<PyObj>,
+    mut make: impl FnMut(usize) -> Option<PyObj>,
 ) -> Result<(), usize> {
     for (i, row) in range.enumerate() {
         let item = make(row).ok_or(row)?;

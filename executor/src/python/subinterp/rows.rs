@@ -127,6 +127,11 @@ fn run_slice(
     writer
         .append_list(py, ctx, results.as_ptr(), rows.len())
         .map_err(|(i, m)| mismatch_error(name, rows.start + i, &job.return_type, m))?;
+    drop((first, results));
+    let mut ints = ctx.ints.borrow_mut();
+    for column in &columns {
+        ints.reclaim(py, column);
+    }
     Ok(())
 }
 
