@@ -635,34 +635,104 @@ fn int_arguments_kept_or_returned_by_a_udf_keep_their_values() {
 const ALLOCATED_BLOCKS: &str = "import sys\ndef f(x):\n    return sys.getallocatedblocks()\n";
 
 #[test]
-fn int_arguments_are_recycled_between_slices() {
+fn arguments_are_recycled_between_slices() {
     let _serial = serial();
     init_python();
     let mut single = SubInterpreterPool::start(1).expect("start");
     let udf = payload(ALLOCATED_BLOCKS);
-    let blocks = |first: i64, rows: i64| {
-        let input = arc(Int64Array::from_iter_values(first..first + rows));
+    let blocks = |input: ArrayRef| {
         let output = single
             .call_rows(
                 "blocks",
                 udf.0,
                 &udf.1,
-                &[input],
-                rows as usize,
+                &[Arc::clone(&input)],
+                input.len(),
                 &DataType::Int64,
                 None,
             )
             .unwrap();
         int64s(&output)[0]
     };
-    let before = blocks(1000, 1);
-    blocks(1000, 3000);
-    let after = blocks(1000, 1);
-    // The 3,000 rows ran in slices of 1,024: the last slice's arguments stay allocated,
-    // kept for the next call, instead of being freed.
-    assert!(
-        (900..1100).contains(&(after - before)),
-        "{before} blocks before, {after} after"
+    let ints = |n: i64| arc(Int64Array::from_iter_values(1000..1000 + n));
+    let strs = |n: i64| {
+        arc(StringArray::from_iter_values(
+            (0..n).map(|i| format!("{i:08}")),
+        ))
+    };
+    for column in [ints, strs] {
+        let before = blocks(column(1));
+        blocks(column(3000));
+        let after = blocks(column(1));
+        // The 3,000 rows ran in slices of 1,024: the last slice's arguments stay allocated,
+        // kept for the next call, instead of being freed.
+        assert!(
+            (900..1100).contains(&(after - before)),
+            "{before} blocks before, {after} after"
+        );
+    }
+    single.shutdown();
+}
+
+/// Like [`KEEPS_ARGUMENTS`] for `str`s, whose other rows return the text, whether its hash
+/// is that of an equal new `str`, and whether a dict finds it by an equal new `str`.
+const KEEPS_STR_ARGUMENTS: &str = "
+kept = []
+def f(s, y):
+    if y == 1:
+        kept.append((s, s.encode()))
+    elif y == 2:
+        return str(sum(1 for v, text in kept if v.encode() != text))
+    elif y == 3:
+        return str(len(kept))
+    twin = s.encode().decode()
+    return f'{s}|{hash(s) == hash(twin)}|{ {s: 1}.get(twin, 0) }'
+";
+
+#[test]
+fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
+    let _serial = serial();
+    init_python();
+    let mut single = SubInterpreterPool::start(1).expect("start");
+    let udf = payload(KEEPS_STR_ARGUMENTS);
+    let rows = 5000;
+    // Lengths repeat from slice to slice, so that recycled strs get new text of their length.
+    let texts: Vec<String> = (0..rows)
+        .map(|i| match i % 9 {
+            0 => String::new(),
+            1 => "\u{e9}t\u{e9}".repeat(i % 4),
+            2 => "x".repeat(300 + i % 3),
+            k => format!("{i:0width$}", width = k),
+        })
+        .collect();
+    let keep: Vec<i64> = (0..rows).map(|i| i64::from(i % 4 == 0)).collect();
+    for strings in [
+        arc(StringArray::from_iter_values(&texts)),
+        arc(LargeStringArray::from_iter_values(&texts)),
+        arc(StringViewArray::from_iter_values(&texts)),
+    ] {
+        let args = [strings, arc(Int64Array::from(keep.clone()))];
+        let returned = single
+            .call_rows("keeps", udf.0, &udf.1, &args, rows, &DataType::Utf8, None)
+            .unwrap();
+        let returned = returned.as_string::<i32>();
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(returned.value(i), format!("{text}|True|1"), "row {i}");
+        }
+    }
+    let check = [
+        arc(StringArray::from(vec!["", ""])),
+        arc(Int64Array::from(vec![2, 3])),
+    ];
+    let report = single
+        .call_rows("keeps", udf.0, &udf.1, &check, 2, &DataType::Utf8, None)
+        .unwrap();
+    let report = report.as_string::<i32>();
+    let expected = (3 * rows.div_ceil(4)).to_string();
+    assert_eq!(
+        [report.value(0), report.value(1)],
+        ["0", &expected],
+        "[changed, kept]"
     );
     single.shutdown();
 }

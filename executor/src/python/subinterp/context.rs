@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use pyo3::ffi;
 
 use super::ffi_util::{Gil, PyObj, call1, getattr, import, intern, new_dict, unicode};
-use super::recycled_ints::IntStock;
+use super::recycled::Recycled;
 use crate::python::specialize::TWINS_SOURCE;
 
 /// The row loop, in Python: `apply(f, nargs, first, *rest)` calls `f` on each row of the
@@ -95,8 +95,8 @@ pub(super) struct Context {
     zones: HashMap<String, PyObj>,
     /// Unpickled UDFs by payload digest.
     pub functions: HashMap<[u8; 32], PyObj>,
-    /// Argument `int`s kept from the last slice of rows for the next one.
-    pub ints: RefCell<IntStock>,
+    /// Argument objects kept from the last slice of rows for the next ones.
+    pub recycled: RefCell<Recycled>,
 }
 
 /// `module.name` imported, or `None` with an exception set.
@@ -143,7 +143,7 @@ impl Context {
             zoneinfo: None,
             zones: HashMap::new(),
             functions: HashMap::new(),
-            ints: RefCell::new(IntStock::new(py)),
+            recycled: RefCell::new(Recycled::new(py)),
         })
     }
 

@@ -19,7 +19,7 @@ mod ffi_util;
 mod from_python;
 mod interpreter;
 mod py_values;
-mod recycled_ints;
+mod recycled;
 mod rows;
 mod temporal;
 mod to_python;

@@ -47,7 +47,7 @@ pub(super) fn list_or_failed_entry(
         ffi::PyList_New(range.len() as ffi::Py_ssize_t)
     })
     .ok_or(range.start)?;
-    let plain = child.fill_plain(py, &mut ctx.ints.borrow_mut(), &list, range.clone());
+    let plain = child.fill_plain(py, &mut ctx.recycled.borrow_mut(), &list, range.clone());
     match plain {
         Some(filled) => filled?,
         None => fill(&list, range, |row| child.get(py, ctx, row))?,

@@ -128,9 +128,9 @@ fn run_slice(
         .append_list(py, ctx, results.as_ptr(), rows.len())
         .map_err(|(i, m)| mismatch_error(name, rows.start + i, &job.return_type, m))?;
     drop((first, results));
-    let mut ints = ctx.ints.borrow_mut();
+    let mut recycled = ctx.recycled.borrow_mut();
     for column in &columns {
-        ints.reclaim(py, column);
+        recycled.reclaim(py, column);
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use datafusion::arrow::datatypes::{
 use super::context::Context;
 use super::ffi_util::{Gil, PyObj, boolean, dict_set, float, int, new_dict, uint};
 use super::py_values::{bytes_of, date, decimal, duration, fill, list, string, time, timestamp};
-use super::recycled_ints::IntStock;
+use super::recycled::Recycled;
 use super::temporal::to_micros;
 
 type F16 = <Float16Type as datafusion::arrow::datatypes::ArrowPrimitiveType>::Native;
@@ -227,7 +227,7 @@ impl<'a> Reader<'a> {
     pub(super) fn fill_plain(
         &self,
         py: Gil,
-        ints: &mut IntStock,
+        recycled: &mut Recycled,
         list: &PyObj,
         range: Range<usize>,
     ) -> Option<Result<(), usize>> {
@@ -236,12 +236,12 @@ impl<'a> Reader<'a> {
         }
         let filled = match &self.kind {
             Kind::Bool(a) => fill(list, range, |row| boolean(py, a.value(row))),
-            Kind::I64(v) => fill(list, range, |row| ints.int(py, v[row])),
-            Kind::I32(v) => fill(list, range, |row| ints.int(py, v[row].into())),
+            Kind::I64(v) => fill(list, range, |row| recycled.int(py, v[row])),
+            Kind::I32(v) => fill(list, range, |row| recycled.int(py, v[row].into())),
             Kind::F64(v) => fill(list, range, |row| float(py, v[row])),
-            Kind::Utf8(a) => fill(list, range, |row| string(py, a.value(row))),
-            Kind::LargeUtf8(a) => fill(list, range, |row| string(py, a.value(row))),
-            Kind::Utf8View(a) => fill(list, range, |row| string(py, a.value(row))),
+            Kind::Utf8(a) => fill(list, range, |row| recycled.str(py, a.value(row))),
+            Kind::LargeUtf8(a) => fill(list, range, |row| recycled.str(py, a.value(row))),
+            Kind::Utf8View(a) => fill(list, range, |row| recycled.str(py, a.value(row))),
             _ => return None,
         };
         Some(filled)
