@@ -671,6 +671,21 @@ fn arguments_are_recycled_between_slices() {
             "{before} blocks before, {after} after"
         );
     }
+    // Strs are kept by length, 4,096 at most: a full stock is emptied, so that lengths no
+    // longer in use do not keep out those in use. After four more lengths of 1,024 strs each
+    // (the 4,096 strs of the first four are let go when the fifth comes), two lengths are
+    // kept, one more than before.
+    let before = blocks(strs(1));
+    for width in 10..15 {
+        blocks(arc(StringArray::from_iter_values(
+            (0..3000).map(|i| format!("{i:0width$}")),
+        )));
+    }
+    let after = blocks(strs(1));
+    assert!(
+        (900..1100).contains(&(after - before)),
+        "{before} blocks before, {after} after"
+    );
     single.shutdown();
 }
 
@@ -734,6 +749,90 @@ fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
         ["0", &expected],
         "[changed, kept]"
     );
+    single.shutdown();
+}
+
+/// Interns some of its `str` arguments (`y == 1`, as `sys.intern` does: mortal, not counted
+/// by the intern table); on the other rows, whether the argument interns to the same object as
+/// an equal new `str`, which a recycled interned argument would not (it stays flagged as
+/// interned while it holds another text).
+const INTERNS_ARGUMENTS: &str = "
+import sys
+def f(s, y):
+    if y == 1:
+        sys.intern(s)
+        return 'interned'
+    return str(sys.intern(s.encode().decode()) is sys.intern(s))
+";
+
+#[test]
+fn interned_str_arguments_are_not_recycled() {
+    let _serial = serial();
+    init_python();
+    let mut single = SubInterpreterPool::start(1).expect("start");
+    let udf = payload(INTERNS_ARGUMENTS);
+    let rows = 4096;
+    let texts: Vec<String> = (0..rows).map(|i| format!("interned {i:06}")).collect();
+    let interns: Vec<i64> = (0..rows).map(|i| i64::from(i < 1024)).collect();
+    let args = [
+        arc(StringArray::from_iter_values(&texts)),
+        arc(Int64Array::from(interns)),
+    ];
+    let returned = single
+        .call_rows("interns", udf.0, &udf.1, &args, rows, &DataType::Utf8, None)
+        .unwrap();
+    let returned = returned.as_string::<i32>();
+    for i in 0..rows {
+        let expected = if i < 1024 { "interned" } else { "True" };
+        assert_eq!(returned.value(i), expected, "row {i}");
+    }
+    single.shutdown();
+}
+
+/// Keeps the argument lists it finds through the garbage collector (`y == 1`) and reports
+/// how many of their items are no longer `int`s (`y == 2`).
+const HOLDS_ARGUMENT_LISTS: &str = "
+import gc
+held = []
+def f(x, y):
+    if y == 1:
+        held.extend(r for r in gc.get_referrers(x) if type(r) is list and x in r)
+    elif y == 2:
+        return sum(1 for r in held for v in r if type(v) is not int)
+    return x
+";
+
+#[test]
+fn argument_lists_a_udf_holds_are_left_alone() {
+    let _serial = serial();
+    init_python();
+    let mut single = SubInterpreterPool::start(1).expect("start");
+    let udf = payload(HOLDS_ARGUMENT_LISTS);
+    let rows = 3000;
+    let holds: Vec<i64> = (0..rows).map(|i| i64::from(i % 1000 == 5)).collect();
+    let args = [
+        arc(Int64Array::from_iter_values(1000..1000 + rows)),
+        arc(Int64Array::from(holds)),
+    ];
+    single
+        .call_rows(
+            "holds",
+            udf.0,
+            &udf.1,
+            &args,
+            rows as usize,
+            &DataType::Int64,
+            None,
+        )
+        .unwrap();
+    let check = [
+        arc(Int64Array::from(vec![0])),
+        arc(Int64Array::from(vec![2])),
+    ];
+    let report = single
+        .call_rows("holds", udf.0, &udf.1, &check, 1, &DataType::Int64, None)
+        .unwrap();
+    assert_eq!(int64s(&report), [0], "items of held lists that changed");
     single.shutdown();
 }
 

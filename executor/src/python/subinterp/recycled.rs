@@ -21,7 +21,7 @@ use super::ffi_util::{Gil, PyObj, int};
 use super::py_values::string;
 
 /// At most this many `int`s, and this many `str`s, are kept per interpreter: four slices'
-/// worth of one argument.
+/// worth of one argument. A full `str` stock is emptied before the next slice is taken back.
 const KEEP: usize = 4096;
 
 /// Only `str`s of up to this many characters are kept (longer ones cost their copy more than
@@ -91,6 +91,11 @@ impl Recycled {
         if !self.enabled || !only_ours {
             return;
         }
+        if self.kept_strs >= KEEP {
+            // Full: of lengths the arguments no longer have, most likely. Start afresh.
+            self.strs.iter_mut().for_each(Vec::clear);
+            self.kept_strs = 0;
+        }
         // SAFETY: as above; a list only we hold cannot change size or items behind our back.
         let len = unsafe { ffi::PyList_GET_SIZE(list.as_ptr()) };
         for i in 0..len {
@@ -147,7 +152,7 @@ enum Bin {
 mod layout {
     use pyo3::ffi;
 
-    use super::super::ffi_util::{Gil, PyObj, clear_error, int, unicode};
+    use super::super::ffi_util::{Gil, PyObj, call1, clear_error, getattr, import, int, unicode};
 
     /// `PyLongObject`: a tag (digit count << 3 | sign: 0 positive, 1 zero, 2 negative), then
     /// 30-bit digits in `u32`s.
@@ -247,47 +252,68 @@ mod layout {
         }
     }
 
-    /// Whether this interpreter's objects have the layouts above: `int`s with 30-bit digits
-    /// and the tag and digit where we read them, for both signs; ASCII `str`s with their text
-    /// right after the header and the state bits we test, and interned ones without them.
+    /// Whether this interpreter's objects have the layouts above (see [`ints_match`] and
+    /// [`strs_match`]).
     pub(super) fn matches(py: Gil) -> bool {
-        let made = |object: Option<PyObj>| {
-            if object.is_none() {
-                clear_error(py);
-            }
-            object
-        };
+        let matched = ints_match(py) && strs_match(py);
+        clear_error(py);
+        matched
+    }
+
+    /// `int`s have 30-bit digits, and the tag and digit where we read them, for both signs.
+    fn ints_match(py: Gil) -> bool {
         // SAFETY: `PyLong_Type` is a static type object.
         let digit_size = unsafe { (*std::ptr::addr_of!(ffi::PyLong_Type)).tp_itemsize };
-        let ints = digit_size == 4
+        digit_size == 4
             && [1000, -1000].into_iter().all(|v| {
-                made(int(py, v)).is_some_and(|object| {
-                    // SAFETY: a live int we just made.
-                    let long = unsafe { &*object.as_ptr().cast::<Long>() };
+                int(py, v).is_some_and(|object| {
+                    let long = object.as_ptr().cast::<Long>();
                     let tag = if v < 0 {
                         ONE_DIGIT_NEGATIVE
                     } else {
                         ONE_DIGIT_POSITIVE
                     };
-                    long.tag == tag && long.digit == 1000
+                    // SAFETY: a live one-digit int; the fields are read through the pointer
+                    // (its allocation may be shorter than `Long`'s padded size).
+                    unsafe {
+                        std::ptr::addr_of!((*long).tag).read() == tag
+                            && std::ptr::addr_of!((*long).digit).read() == 1000
+                    }
                 })
-            });
-        let fresh = made(PyObj::owned(py, unicode(py, "abc")));
-        // SAFETY: the token proves the GIL is held; the name is NUL-terminated.
-        let interned = made(PyObj::owned(py, unsafe {
-            ffi::PyUnicode_InternFromString(c"pickleball-layout-check".as_ptr())
-        }));
-        let strs = match (fresh, interned) {
-            // SAFETY: live strs we just made.
-            (Some(fresh), Some(interned)) => unsafe {
-                recyclable_str_len(fresh.as_ptr()) == Some(3)
-                    && ffi::PyUnicode_1BYTE_DATA(fresh.as_ptr())
-                        == fresh.as_ptr().cast::<Ascii>().add(1).cast::<u8>()
-                    && recyclable_str_len(interned.as_ptr()).is_none()
-            },
-            _ => false,
+            })
+    }
+
+    /// A new ASCII `str` is recyclable, with its text right after the header and its cached
+    /// hash where `write_ascii` resets it; a latin-1 `str`, a mortal interned one (as
+    /// `sys.intern` makes) and an immortal interned one are not.
+    fn strs_match(py: Gil) -> bool {
+        let Some(fresh) = PyObj::owned(py, unicode(py, "abc")) else {
+            return false;
         };
-        ints && strs
+        // SAFETY: the token proves the GIL is held; `fresh` is live. Hashing caches the hash.
+        let hash = unsafe { ffi::PyObject_Hash(fresh.as_ptr()) };
+        // SAFETY: as above; `fresh` is a str of 3 characters, at least `Ascii` plus 4 bytes.
+        let fresh_fits = unsafe {
+            recyclable_str_len(fresh.as_ptr()) == Some(3)
+                && ffi::PyUnicode_1BYTE_DATA(fresh.as_ptr())
+                    == fresh.as_ptr().cast::<Ascii>().add(1).cast::<u8>()
+                && (*fresh.as_ptr().cast::<Ascii>()).hash == hash
+        };
+        let sys_intern = import(py, c"sys").and_then(|sys| getattr(py, sys.as_ptr(), c"intern"));
+        let mortal = sys_intern.and_then(|intern| {
+            let name = PyObj::owned(py, unicode(py, "pickleball layout check"))?;
+            call1(py, intern.as_ptr(), name.as_ptr())
+        });
+        // SAFETY: the token proves the GIL is held; the name is NUL-terminated.
+        let immortal = PyObj::owned(py, unsafe {
+            ffi::PyUnicode_InternFromString(c"pickleball-layout-check".as_ptr())
+        });
+        let latin1 = PyObj::owned(py, unicode(py, "caf\u{e9}"));
+        fresh_fits
+            && [mortal, immortal, latin1].into_iter().all(|object| {
+                // SAFETY: a live str we just made.
+                object.is_some_and(|o| unsafe { recyclable_str_len(o.as_ptr()) }.is_none())
+            })
     }
 }
 
