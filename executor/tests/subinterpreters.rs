@@ -560,7 +560,34 @@ fn strings_arrive_as_ordinary_str_objects() {
     }
 }
 
-/// A UDF that keeps some of its `int` arguments (as `kept_args`) and returns the others: a
+/// A UDF on a pool of one interpreter, so that every slice of rows after the first gets
+/// recycled argument objects.
+struct OnOneInterpreter {
+    pool: SubInterpreterPool,
+    udf: ([u8; 32], Arc<[u8]>),
+}
+
+impl OnOneInterpreter {
+    /// `source` must define `f`.
+    fn new(source: &str) -> Self {
+        init_python();
+        OnOneInterpreter {
+            pool: SubInterpreterPool::start(1).expect("start"),
+            udf: payload(source),
+        }
+    }
+
+    /// `f` called on the rows of `args`.
+    fn call(&self, args: &[ArrayRef], return_type: &DataType) -> ArrayRef {
+        let (digest, bytes) = &self.udf;
+        let rows = args[0].len();
+        self.pool
+            .call_rows("recycling", *digest, bytes, args, rows, return_type, None)
+            .unwrap()
+    }
+}
+
+/// A UDF that keeps some of its `int` arguments (in `kept`) and returns the others: a
 /// second call reports how many kept values changed since (`y == 2`) and how many were kept
 /// (`y == 3`).
 const KEEPS_ARGUMENTS: &str = "
@@ -578,10 +605,7 @@ def f(x, y):
 #[test]
 fn int_arguments_kept_or_returned_by_a_udf_keep_their_values() {
     let _serial = serial();
-    init_python();
-    // One interpreter, so that every slice of rows after the first gets recycled `int`s.
-    let mut single = SubInterpreterPool::start(1).expect("start");
-    let udf = payload(KEEPS_ARGUMENTS);
+    let single = OnOneInterpreter::new(KEEPS_ARGUMENTS);
     let rows = 5000;
     let limit = (1 << 30) - 1;
     let edges = [
@@ -607,28 +631,15 @@ fn int_arguments_kept_or_returned_by_a_udf_keep_their_values() {
     for xs in [arc(Int64Array::from(x.clone())), as_i32] {
         let expected = cast(&xs, &DataType::Int64).unwrap();
         let args = [xs, arc(Int64Array::from(keep.clone()))];
-        let returned = single
-            .call_rows(
-                "keeps",
-                udf.0,
-                &udf.1,
-                &args,
-                x.len(),
-                &DataType::Int64,
-                None,
-            )
-            .unwrap();
+        let returned = single.call(&args, &DataType::Int64);
         assert_eq!(int64s(&returned), int64s(&expected));
     }
     let check = [
         arc(Int64Array::from(vec![0, 0])),
         arc(Int64Array::from(vec![2, 3])),
     ];
-    let report = single
-        .call_rows("keeps", udf.0, &udf.1, &check, 2, &DataType::Int64, None)
-        .unwrap();
+    let report = single.call(&check, &DataType::Int64);
     assert_eq!(int64s(&report), [0, 2 * (rows / 3 + 1)], "[changed, kept]");
-    single.shutdown();
 }
 
 /// `sys.getallocatedblocks()` of the interpreter, as a UDF sees it.
@@ -637,21 +648,9 @@ const ALLOCATED_BLOCKS: &str = "import sys\ndef f(x):\n    return sys.getallocat
 #[test]
 fn arguments_are_recycled_between_slices() {
     let _serial = serial();
-    init_python();
-    let mut single = SubInterpreterPool::start(1).expect("start");
-    let udf = payload(ALLOCATED_BLOCKS);
+    let single = OnOneInterpreter::new(ALLOCATED_BLOCKS);
     let blocks = |input: ArrayRef| {
-        let output = single
-            .call_rows(
-                "blocks",
-                udf.0,
-                &udf.1,
-                &[Arc::clone(&input)],
-                input.len(),
-                &DataType::Int64,
-                None,
-            )
-            .unwrap();
+        let output = single.call(&[input], &DataType::Int64);
         int64s(&output)[0]
     };
     let ints = |n: i64| arc(Int64Array::from_iter_values(1000..1000 + n));
@@ -686,7 +685,6 @@ fn arguments_are_recycled_between_slices() {
         (900..1100).contains(&(after - before)),
         "{before} blocks before, {after} after"
     );
-    single.shutdown();
 }
 
 /// Like [`KEEPS_ARGUMENTS`] for `str`s, whose other rows return the text, whether its hash
@@ -707,9 +705,7 @@ def f(s, y):
 #[test]
 fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
     let _serial = serial();
-    init_python();
-    let mut single = SubInterpreterPool::start(1).expect("start");
-    let udf = payload(KEEPS_STR_ARGUMENTS);
+    let single = OnOneInterpreter::new(KEEPS_STR_ARGUMENTS);
     let rows = 5000;
     // Lengths repeat from slice to slice, so that recycled strs get new text of their length.
     let texts: Vec<String> = (0..rows)
@@ -727,9 +723,7 @@ fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
         arc(StringViewArray::from_iter_values(&texts)),
     ] {
         let args = [strings, arc(Int64Array::from(keep.clone()))];
-        let returned = single
-            .call_rows("keeps", udf.0, &udf.1, &args, rows, &DataType::Utf8, None)
-            .unwrap();
+        let returned = single.call(&args, &DataType::Utf8);
         let returned = returned.as_string::<i32>();
         for (i, text) in texts.iter().enumerate() {
             assert_eq!(returned.value(i), format!("{text}|True|1"), "row {i}");
@@ -739,9 +733,7 @@ fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
         arc(StringArray::from(vec!["", ""])),
         arc(Int64Array::from(vec![2, 3])),
     ];
-    let report = single
-        .call_rows("keeps", udf.0, &udf.1, &check, 2, &DataType::Utf8, None)
-        .unwrap();
+    let report = single.call(&check, &DataType::Utf8);
     let report = report.as_string::<i32>();
     let expected = (3 * rows.div_ceil(4)).to_string();
     assert_eq!(
@@ -749,7 +741,6 @@ fn str_arguments_kept_or_returned_by_a_udf_keep_their_text_and_hash() {
         ["0", &expected],
         "[changed, kept]"
     );
-    single.shutdown();
 }
 
 /// Interns some of its `str` arguments (`y == 1`, as `sys.intern` does: mortal, not counted
@@ -768,9 +759,7 @@ def f(s, y):
 #[test]
 fn interned_str_arguments_are_not_recycled() {
     let _serial = serial();
-    init_python();
-    let mut single = SubInterpreterPool::start(1).expect("start");
-    let udf = payload(INTERNS_ARGUMENTS);
+    let single = OnOneInterpreter::new(INTERNS_ARGUMENTS);
     let rows = 4096;
     let texts: Vec<String> = (0..rows).map(|i| format!("interned {i:06}")).collect();
     let interns: Vec<i64> = (0..rows).map(|i| i64::from(i < 1024)).collect();
@@ -778,15 +767,12 @@ fn interned_str_arguments_are_not_recycled() {
         arc(StringArray::from_iter_values(&texts)),
         arc(Int64Array::from(interns)),
     ];
-    let returned = single
-        .call_rows("interns", udf.0, &udf.1, &args, rows, &DataType::Utf8, None)
-        .unwrap();
+    let returned = single.call(&args, &DataType::Utf8);
     let returned = returned.as_string::<i32>();
     for i in 0..rows {
         let expected = if i < 1024 { "interned" } else { "True" };
         assert_eq!(returned.value(i), expected, "row {i}");
     }
-    single.shutdown();
 }
 
 /// Keeps the argument lists it finds through the garbage collector (`y == 1`) and reports
@@ -805,35 +791,20 @@ def f(x, y):
 #[test]
 fn argument_lists_a_udf_holds_are_left_alone() {
     let _serial = serial();
-    init_python();
-    let mut single = SubInterpreterPool::start(1).expect("start");
-    let udf = payload(HOLDS_ARGUMENT_LISTS);
+    let single = OnOneInterpreter::new(HOLDS_ARGUMENT_LISTS);
     let rows = 3000;
     let holds: Vec<i64> = (0..rows).map(|i| i64::from(i % 1000 == 5)).collect();
     let args = [
         arc(Int64Array::from_iter_values(1000..1000 + rows)),
         arc(Int64Array::from(holds)),
     ];
-    single
-        .call_rows(
-            "holds",
-            udf.0,
-            &udf.1,
-            &args,
-            rows as usize,
-            &DataType::Int64,
-            None,
-        )
-        .unwrap();
+    single.call(&args, &DataType::Int64);
     let check = [
         arc(Int64Array::from(vec![0])),
         arc(Int64Array::from(vec![2])),
     ];
-    let report = single
-        .call_rows("holds", udf.0, &udf.1, &check, 1, &DataType::Int64, None)
-        .unwrap();
+    let report = single.call(&check, &DataType::Int64);
     assert_eq!(int64s(&report), [0], "items of held lists that changed");
-    single.shutdown();
 }
 
 #[test]
