@@ -13,11 +13,14 @@ Three plain Python UDFs (integer arithmetic, string manipulation, regex + dict c
 (c) stock datafusion-python with ``target_partitions`` 1 and N, the same function wrapped as a
     pyarrow UDF that loops over ``to_pylist()``;
 (d) DuckDB with 1 and N threads, the same function registered as a native (row-at-a-time)
-    Python UDF, reading the same Parquet files.
+    Python UDF, reading the same Parquet files;
+(e) if PySpark and Java are installed (``.venv/bin/pip install pyspark``), PySpark on
+    ``local[N]``, the same function as a Spark Python UDF (``benchmarks/spark_engine.py``).
 
 Every engine runs each job ``--repeat`` times after a warm-up, in rounds: each round runs every
 engine once on every case, so noise that lasts minutes on a shared VM (common: 10-40%) hits all
-engines alike. pickleball's processes are stopped (SIGSTOP) while other engines run.
+engines alike. pickleball's and PySpark's processes are stopped (SIGSTOP) while other engines
+run.
 
 Every engine computes the same aggregate over the UDF's results (so every row is converted and
 the UDF called once per row, but little data comes back) and the results are asserted equal, as
@@ -38,13 +41,10 @@ import os
 import platform
 import re
 import resource
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +57,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import pickleball
+
+sys.path.insert(0, str(Path(__file__).parent))
+import spark_engine  # beside this file
+from workers import Worker
 
 RESULTS = Path(__file__).parent / "results" / "rowwise.md"
 CORES = os.cpu_count() or 1
@@ -397,70 +401,24 @@ def pickleball_worker(args: argparse.Namespace) -> None:
             print(json.dumps(reply), flush=True)
 
 
-def _kill_worker(process: subprocess.Popen[str]) -> None:
-    """Kill a worker process that is still running (or stopped)."""
-    if process.poll() is None:
-        if hasattr(signal, "SIGCONT"):
-            os.kill(process.pid, signal.SIGCONT)
-        process.kill()
-        process.wait()
+def worker_engine(worker: Worker, *, without_udf: bool = False) -> Engine:
+    """A worker's job for a case (or the same job without the UDF)."""
+    return lambda case: Sample(**worker.request({"case": case.name, "without_udf": without_udf}))
 
 
-class PickleballWorker:
-    """A cluster configuration in a process of its own (the sub-interpreter pool is sized by
-    the first executor of a process), stopped (SIGSTOP) between its jobs, so that its idle
-    cluster takes no CPU from the other engines' jobs."""
+def pickleball_worker_process(config: Config, args: argparse.Namespace) -> Worker:
+    """(b) a cluster configuration's worker."""
+    command = [sys.executable, __file__, "--worker", str(config.vcores)]
+    command += ["--rows", str(args.rows), "--data-dir", args.data_dir]
+    command += ["--pin"] if config.pin else []
+    # Stopped clusters miss heartbeats: keep the scheduler from declaring them dead.
+    return Worker(command, {**os.environ, "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS": "86400"})
 
-    def __init__(self, config: Config, args: argparse.Namespace) -> None:
-        """Start the worker and wait until its tables are registered."""
-        command = [sys.executable, __file__, "--worker", str(config.vcores)]
-        command += ["--rows", str(args.rows), "--data-dir", args.data_dir]
-        command += ["--pin"] if config.pin else []
-        # Stopped clusters miss heartbeats: keep the scheduler from declaring them dead.
-        env = {**os.environ, "PICKLEBALL_EXECUTOR_TIMEOUT_SECONDS": "86400"}
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
-        )
-        # Killed (resumed first) at exit if the benchmark fails, so no stopped process stays.
-        weakref.finalize(self, _kill_worker, self.process)
-        self._reply()
-        self._pause(stop=True)
 
-    def _pause(self, *, stop: bool) -> None:
-        if hasattr(signal, "SIGSTOP"):
-            os.kill(self.process.pid, signal.SIGSTOP if stop else signal.SIGCONT)
-
-    def _reply(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
-        msg = f"pickleball worker exited with {self.process.wait()}"
-        raise RuntimeError(msg)
-
-    def request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Resume the worker, send ``request``, return its reply, stop the worker again."""
-        assert self.process.stdin is not None
-        self._pause(stop=False)
-        time.sleep(0.2)  # let timers that came due while stopped fire before the job
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        reply = self._reply()
-        self._pause(stop=True)
-        return reply
-
-    def engine(self, *, without_udf: bool = False) -> Engine:
-        """The worker's job for a case (or the same job without the UDF)."""
-        return lambda case: Sample(**self.request({"case": case.name, "without_udf": without_udf}))
-
-    def close(self) -> int | None:
-        """Stop the worker; the number of sub-interpreter threads it had."""
-        pool = self.request({"pool": True})["pool"]
-        assert self.process.stdin is not None
-        self._pause(stop=False)
-        self.process.stdin.close()
-        self.process.wait()
-        return pool
+def spark_worker_process(args: argparse.Namespace) -> Worker:
+    """(e) PySpark on ``local[CORES]``'s worker."""
+    command = [sys.executable, spark_engine.__file__, "--cores", str(CORES)]
+    return Worker([*command, "--rows", str(args.rows), "--data-dir", args.data_dir])
 
 
 # -- (c) stock datafusion-python ------------------------------------------------------------------
@@ -548,6 +506,9 @@ def report(
         "duck1": "(d) DuckDB, 1 thread",
         "duckN": f"(d) DuckDB, {n} threads",
     }
+    spark = "sparkN" in results[CASES[0].name]
+    if spark:
+        columns["sparkN"] = f"(e) PySpark local[{n}]"
     head = "| UDF | rows | " + " | ".join(columns.values()) + " |\n"
     head += "|---" * (len(columns) + 2) + "|\n"
     body = ""
@@ -565,20 +526,35 @@ def report(
             f"| {case.name} | {speed('pb1pin') / speed('main'):.2f} | "
             f"{speed('pbN') / speed('subinterp'):.2f} | {speed('pbN') / speed('dfN'):.2f} | "
             f"{speed('pbN') / speed('pb1pin'):.2f} | "
-            f"{speed('subinterp') / speed('dfN'):.2f} | {speed('pbN') / speed('duckN'):.2f} |\n"
+            f"{speed('subinterp') / speed('dfN'):.2f} | {speed('pbN') / speed('duckN'):.2f} |"
+            + (f" {speed('pbN') / speed('sparkN'):.2f} |\n" if spark else "\n")
         )
+    ratio_titles = [
+        "UDF",
+        "(b) pinned to 1 CPU / (a) 1 core (goal >= 0.8)",
+        f"(b) {n} / (a) {n} sub-interpreters (goal >= 0.85)",
+        f"(b) {n} / (c) {n} (goal >= 2.3)",
+        f"(b) scaling: {n} / pinned",
+        f"(a) {n} sub-interpreters / (c) {n}: the most (b) / (c) can be below the ceiling",
+        f"(b) {n} / (d) DuckDB {n}",
+        *([f"(b) {n} / (e) PySpark {n}"] if spark else []),
+    ]
     pool_sizes = ", ".join(
         f"{c.label.removeprefix('(b) pickleball ')}: {pools[c.key]}" for c in CONFIGS
     )
     return (
-        f"# Row-wise Python UDFs: pickleball vs CPython ceilings, datafusion-python, DuckDB\n\n"
+        "# Row-wise Python UDFs: pickleball vs CPython ceilings, datafusion-python, DuckDB"
+        + (", PySpark" if spark else "")
+        + "\n\n"
         f"Machine: {platform.machine()}, {n} cores (os.cpu_count()), Python "
         f"{platform.python_version()}, datafusion-python {datafusion.__version__}, pyarrow "
-        f"{pa.__version__}, DuckDB {duckdb.__version__}. Everything measured side by side in "
+        f"{pa.__version__}, DuckDB {duckdb.__version__}"
+        + (f", PySpark {spark_engine.version()} (Arrow-optimized Python UDFs)" if spark else "")
+        + f". Everything measured side by side in "
         f"one run of "
         f"`benchmarks/rowwise.py --rows {args.rows} --repeat {args.repeat}` ({wall:.0f} s, data "
         f"generation excluded), "
-        f"on the same data ({FILES} Parquet files per UDF for (b), (c) and (d); the same values "
+        f"on the same data ({FILES} Parquet files per UDF for (b) to (e); the same values "
         f"generated in memory for (a)); fastest of {args.repeat} runs after a warm-up (noise on a "
         f"shared VM only adds time), in rounds that run every engine once on every case, so "
         f"that slow minutes of the VM hit all engines alike. 1-minute "
@@ -592,13 +568,8 @@ def report(
         f"Sub-interpreters in pickleball's pool (threads counted by name): {pool_sizes}. "
         f"The 1-core goal uses the run pinned to one CPU, where the whole cluster shares that "
         f"core with the UDF.\n\n"
-        f"Ratios of throughput:\n\n"
-        f"| UDF | (b) pinned to 1 CPU / (a) 1 core (goal >= 0.8) "
-        f"| (b) {n} / (a) {n} sub-interpreters (goal >= 0.85) "
-        f"| (b) {n} / (c) {n} (goal >= 2.3) | (b) scaling: {n} / pinned "
-        f"| (a) {n} sub-interpreters / (c) {n}: the most (b) / (c) can be below the ceiling "
-        f"| (b) {n} / (d) DuckDB {n} |\n"
-        f"|---|---|---|---|---|---|---|\n{ratios}\n"
+        f"Ratios of throughput:\n\n| {' | '.join(ratio_titles)} |\n"
+        f"{'|---' * len(ratio_titles)}|\n{ratios}\n"
         f"The job without the UDF (same data and aggregate, on the pinned cluster) is the part "
         f"of (b)'s time that is not Python: Parquet decoding, aggregation, scheduling.\n"
     )
@@ -640,17 +611,20 @@ def main() -> None:
 
     paths = {c.name: make_data(Path(args.data_dir), c, rows(c)) for c in CASES}
     started, load_before, cpu_before = time.perf_counter(), os.getloadavg()[0], cpu_seconds()
-    workers = {config.key: PickleballWorker(config, args) for config in CONFIGS}
+    workers = {config.key: pickleball_worker_process(config, args) for config in CONFIGS}
+    if spark_engine.available():
+        workers["sparkN"] = spark_worker_process(args)
     pool = SubInterpreters(CORES)
     engines: dict[str, Engine] = {
         "main": main_loop(rows),
         "subinterp": sub_interpreter_loop(pool, rows),
-        **{key: worker.engine() for key, worker in workers.items()},
-        "pb1pin-engine": workers["pb1pin"].engine(without_udf=True),
+        **{key: worker_engine(worker) for key, worker in workers.items()},
+        "pb1pin-engine": worker_engine(workers["pb1pin"], without_udf=True),
         "df1": stock_context(1, paths),
         "dfN": stock_context(CORES, paths),
         "duck1": duckdb_engine(1, paths),
         "duckN": duckdb_engine(CORES, paths),
+        **({"sparkN": worker_engine(workers["sparkN"])} if "sparkN" in workers else {}),
     }
     # Round 0 warms up. Every round runs every engine once on every case, so that noise lasting
     # minutes on a shared VM hits all engines alike instead of the ones measured at that time.
