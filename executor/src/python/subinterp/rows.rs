@@ -129,8 +129,10 @@ fn run_slice(
         .map_err(|(i, m)| mismatch_error(name, rows.start + i, &job.return_type, m))?;
     drop((first, results));
     let mut recycled = ctx.recycled.borrow_mut();
-    for column in &columns {
-        recycled.reclaim(py, column);
+    for (column, reader) in columns.iter().zip(readers) {
+        if reader.recyclable() {
+            recycled.reclaim(py, column);
+        }
     }
     Ok(())
 }

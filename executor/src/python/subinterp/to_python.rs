@@ -221,6 +221,15 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Whether this reader's values can be recycled objects (`int`s and `str`s): only their
+    /// lists are worth walking after a slice.
+    pub(super) fn recyclable(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::I64(_) | Kind::I32(_) | Kind::Utf8(_) | Kind::LargeUtf8(_) | Kind::Utf8View(_)
+        )
+    }
+
     /// Fills `list` (new, of `range.len()` empty slots) with the values of `range`, for the
     /// common kinds without nulls: one loop per kind instead of a dispatch per value. `None`
     /// for other readers (use [`Reader::get`]); `Err(row)` as [`Reader::get`] fails.
