@@ -34,6 +34,7 @@ def _threads_and_rss(pid: int) -> tuple[int, int]:
 
 
 def _thread_names(pid: int) -> dict[str, int]:
+    """The process's threads counted by name, for the failure message."""
     names: collections.Counter[str] = collections.Counter()
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(FileNotFoundError):  # the thread ended while we listed them

@@ -127,6 +127,8 @@ fn run_slice(
     writer
         .append_list(py, ctx, results.as_ptr(), rows.len())
         .map_err(|(i, m)| mismatch_error(name, rows.start + i, &job.return_type, m))?;
+    // The iterator holds the first list and the results may hold arguments (`return x`):
+    // released, they leave the argument lists as the only holders of what can be recycled.
     drop((first, results));
     let mut recycled = ctx.recycled.borrow_mut();
     for (column, reader) in columns.iter().zip(readers) {
