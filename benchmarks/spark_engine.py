@@ -5,7 +5,7 @@ Optional: ``rowwise.py`` runs it when ``pyspark`` and a Java runtime are install
 (``.venv/bin/pip install pyspark``; not part of ``make test``). Spark's Python UDFs run in
 worker processes, so unlike datafusion-python's and DuckDB's they use every core; they are
 Arrow-optimized (``spark.sql.execution.pythonUDF.arrow.enabled``), Spark's faster setting for
-plain Python UDFs (10-20% faster than pickled rows here).
+plain Python UDFs (5-25% faster than pickled rows here, most for the cheapest UDF).
 
 Run by ``rowwise.py`` as a worker process (``--cores N``), one JSON request per line on stdin
 (``{"case": name}`` or ``{"pool": true}``), one JSON reply per line on stdout, in a process
