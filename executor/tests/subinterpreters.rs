@@ -26,7 +26,7 @@ use datafusion::arrow::datatypes::{
     Int64Type, TimeUnit, UInt8Type,
 };
 use pickleball_executor::cancellation::CancelToken;
-use pickleball_executor::python::subinterp::{RowsError, SubInterpreterPool};
+use pickleball_executor::python::subinterp::{RowsError, SubInterpreterPool, reused_blocks};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -1799,4 +1799,67 @@ fn rows_per_call() {
         }
     }
     pool.shutdown();
+}
+
+/// Finds words with a regular expression: every search allocates (and frees) a ~1.1 KiB
+/// backtracking stack from the raw domain.
+const FINDS_WORDS: &str = r#"
+import re
+WORD = re.compile(r"[a-z]+")
+def f(text):
+    return len(WORD.findall(text))
+"#;
+
+#[test]
+fn raw_blocks_freed_by_a_udf_are_reused_on_its_interpreter() {
+    let _serial = serial();
+    let single = OnOneInterpreter::new(FINDS_WORDS);
+    let rows = 3000;
+    let texts: Vec<String> = (0..rows).map(|i| format!("alpha beta {i} gamma")).collect();
+    let before = reused_blocks();
+    let counts = single.call(&[arc(StringArray::from(texts))], &DataType::Int64);
+    assert_eq!(int64s(&counts), vec![3; rows]);
+    // Three searches a row find words (and one more finds none): each needs a stack.
+    let reused = reused_blocks() - before;
+    assert!(
+        reused >= 3 * rows as u64,
+        "{reused} blocks reused for {rows} rows"
+    );
+}
+
+/// Builds, checks and drops `bytes` objects of sizes around and above pymalloc's 512-byte
+/// limit (raw blocks), some kept across rows, and returns how many held the wrong content.
+const MIXES_BLOCK_SIZES: &str = "
+kept = {}
+def f(x):
+    wrong = 0
+    for size in (500, 513, 767, 768, 1094, 2000, 4096, 8192, 8193, 20000):
+        fill = (x + size) % 251
+        blob = bytes([fill]) * size
+        grown = bytearray(blob)
+        grown += b'.' * (x % 700)
+        if blob.count(fill) != size or grown[:size] != blob:
+            wrong += 1
+        if x % 7 == 0:
+            kept[(x, size)] = (fill, blob)
+    for (row, size), (fill, blob) in list(kept.items())[-20:]:
+        if blob != bytes([fill]) * size:
+            wrong += 1
+    if len(kept) > 500:
+        kept.clear()
+    return wrong
+";
+
+#[test]
+fn reused_raw_blocks_keep_their_contents() {
+    let _serial = serial();
+    let input = arc(Int64Array::from((0..2000).collect::<Vec<i64>>()));
+    let wrong = call_payload(
+        "mixes",
+        &payload(MIXES_BLOCK_SIZES),
+        &input,
+        &DataType::Int64,
+    )
+    .unwrap();
+    assert_eq!(int64s(&wrong), vec![0; 2000]);
 }

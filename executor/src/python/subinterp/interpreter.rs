@@ -142,6 +142,7 @@ pub(super) fn run_worker(
     queue: Queue,
     worker: Arc<Worker>,
 ) {
+    super::raw_blocks::keep_on_this_thread();
     let mut interpreter = match Interpreter::create(sys_path) {
         Ok(interpreter) => interpreter,
         Err(message) => {
@@ -174,6 +175,7 @@ pub(super) fn run_worker(
         };
         RUNNING.with(|running| running.set(0));
         worker.running.store(0, Ordering::SeqCst);
+        super::raw_blocks::publish_reuse();
         let _ = job.reply.send((job.chunk, result));
     }
     worker

@@ -19,6 +19,7 @@ mod ffi_util;
 mod from_python;
 mod interpreter;
 mod py_values;
+mod raw_blocks;
 mod recycled;
 mod rows;
 mod temporal;
@@ -42,6 +43,7 @@ use pyo3::prelude::*;
 use crate::cancellation::CancelToken;
 use callers::Callers;
 use interpreter::{Call, Job, Queue, Worker, run_worker};
+pub use raw_blocks::reused_blocks;
 
 /// Whether the non-nested type `data_type` converts to and from Python builtins, in both
 /// directions (arguments and results).
@@ -219,6 +221,9 @@ impl SubInterpreterPool {
         // Creating an interpreter takes the main GIL on the worker thread: release it here in
         // case the caller holds it (e.g. when the executor runs inside a Python process).
         Python::attach(|py| {
+            if let Err(why) = raw_blocks::install() {
+                log::debug!("sub-interpreters do not reuse raw memory blocks: {why}");
+            }
             py.detach(|| {
                 let _one_at_a_time = CREATION.lock().unwrap_or_else(|e| e.into_inner());
                 for index in 0..size {
