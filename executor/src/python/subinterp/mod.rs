@@ -43,7 +43,7 @@ use pyo3::prelude::*;
 use crate::cancellation::CancelToken;
 use callers::Callers;
 use interpreter::{Call, Job, Queue, Worker, run_worker};
-pub use raw_blocks::reused_blocks;
+pub use raw_blocks::{reuse_status, reused_blocks};
 
 /// Whether the non-nested type `data_type` converts to and from Python builtins, in both
 /// directions (arguments and results).

@@ -12,10 +12,12 @@
 //! So the raw domain is wrapped, once per process, by functions that keep, per sub-interpreter
 //! thread, up to [`PER_CLASS`] freed blocks in each 256-byte size class from 513 to 8,192
 //! bytes and hand them out again. Every block still comes from, and finally goes back to, the
-//! allocator that was there before (glibc's `malloc`): a kept block is a glibc block, so
-//! `realloc` and a free on any thread keep working, and other threads only pay a check of a
-//! thread-local flag. The wrapper is only installed over the default raw allocator (no
-//! context); with `PYTHONMALLOC=debug`, `-X dev` or `tracemalloc` running it stays out.
+//! C library's allocator that was there before: a kept block is a glibc block, so `realloc`
+//! and a free on any thread keep working, and other threads only pay a check of a
+//! thread-local flag. The wrapper is only installed over CPython's default raw allocator (as
+//! its preset name tells); with `PYTHONMALLOC=debug`, `-X dev` or `tracemalloc` running when
+//! the first pool starts it stays out. A double free by a C extension, which glibc's thread
+//! cache may detect, is not detected in the stock.
 
 /// Blocks kept per size class and thread (at most ~1 MiB a thread in all).
 pub(crate) const PER_CLASS: usize = 8;
@@ -23,9 +25,9 @@ pub(crate) const PER_CLASS: usize = 8;
 #[cfg(all(Py_3_12, not(Py_GIL_DISABLED), target_os = "linux", target_env = "gnu"))]
 mod imp {
     use std::cell::UnsafeCell;
-    use std::ffi::c_void;
+    use std::ffi::{CStr, c_char, c_void};
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use pyo3::ffi::{self, PyMemAllocatorDomain, PyMemAllocatorEx};
 
@@ -40,18 +42,19 @@ mod imp {
     const CLASSES: usize = MAX / CLASS;
 
     unsafe extern "C" {
+        fn malloc(size: usize) -> *mut c_void;
+        fn calloc(nelem: usize, elsize: usize) -> *mut c_void;
+        fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+        fn free(ptr: *mut c_void);
         /// glibc: the usable size of a block `malloc` returned (at least what was asked).
         fn malloc_usable_size(ptr: *mut c_void) -> usize;
+        /// CPython (exported, internal): the name of the allocators' preset, or NULL when a
+        /// domain is hooked or replaced.
+        fn _PyMem_GetCurrentAllocatorName() -> *const c_char;
     }
 
-    /// The raw allocator the wrapper forwards to.
-    struct Previous(PyMemAllocatorEx);
-    // SAFETY: the allocator's functions are thread-safe (the raw domain's contract) and its
-    // context is null (checked before installing).
-    unsafe impl Sync for Previous {}
-    unsafe impl Send for Previous {}
-
-    static PREVIOUS: OnceLock<Previous> = OnceLock::new();
+    /// Whether the wrapper is installed.
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
     /// Blocks handed out again, over all threads (published after each job).
     static REUSED: AtomicU64 = AtomicU64::new(0);
 
@@ -65,12 +68,10 @@ mod imp {
 
     impl Drop for Stock {
         fn drop(&mut self) {
-            let Some(previous) = PREVIOUS.get() else {
-                return;
-            };
             for (class, count) in self.counts.iter_mut().enumerate() {
                 for &block in &self.blocks[class][..usize::from(*count)] {
-                    free_previous(previous, block);
+                    // SAFETY: a block of glibc's malloc that nobody else references.
+                    unsafe { free(block) };
                 }
                 *count = 0;
             }
@@ -90,18 +91,13 @@ mod imp {
         };
     }
 
-    fn free_previous(previous: &Previous, ptr: *mut c_void) {
-        if let Some(free) = previous.0.free {
-            free(previous.0.ctx, ptr);
-        }
-    }
+    // The wrapper's functions. Installed only over CPython's default raw allocator, which
+    // calls the C library's functions (asking for at least one byte): so do these.
 
-    extern "C" fn malloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
-        // SAFETY: installed only after PREVIOUS was set.
-        let previous = unsafe { PREVIOUS.get().unwrap_unchecked() };
-        let forward = previous.0.malloc.expect("a raw allocator has malloc");
+    extern "C" fn raw_malloc(_ctx: *mut c_void, size: usize) -> *mut c_void {
         if !(MIN..=MAX).contains(&size) {
-            return forward(previous.0.ctx, size);
+            // SAFETY: the C library's allocator.
+            return unsafe { malloc(size.max(1)) };
         }
         let class = (size - 1) / CLASS;
         let kept = STOCK.try_with(|stock| {
@@ -121,18 +117,19 @@ mod imp {
         match kept {
             Ok(Some(block)) if !block.is_null() => block,
             // Allocated at the class's full size so that it goes back to the same class.
-            Ok(Some(_)) => forward(previous.0.ctx, (class + 1) * CLASS),
-            _ => forward(previous.0.ctx, size),
+            // SAFETY: the C library's allocator.
+            Ok(Some(_)) => unsafe { malloc((class + 1) * CLASS) },
+            // SAFETY: the C library's allocator.
+            _ => unsafe { malloc(size) },
         }
     }
 
-    extern "C" fn free(_ctx: *mut c_void, ptr: *mut c_void) {
-        // SAFETY: installed only after PREVIOUS was set.
-        let previous = unsafe { PREVIOUS.get().unwrap_unchecked() };
+    extern "C" fn raw_free(_ctx: *mut c_void, ptr: *mut c_void) {
         if !ptr.is_null() && keep(ptr) {
             return;
         }
-        free_previous(previous, ptr);
+        // SAFETY: every block of the raw domain comes from the C library's allocator.
+        unsafe { free(ptr) };
     }
 
     /// Puts `ptr` (a glibc block) in this thread's stock if the thread keeps blocks and its
@@ -165,18 +162,20 @@ mod imp {
             .unwrap_or(false)
     }
 
-    extern "C" fn calloc(_ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
-        // SAFETY: installed only after PREVIOUS was set.
-        let previous = unsafe { PREVIOUS.get().unwrap_unchecked() };
-        let forward = previous.0.calloc.expect("a raw allocator has calloc");
-        forward(previous.0.ctx, nelem, elsize)
+    extern "C" fn raw_calloc(_ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+        let (nelem, elsize) = if nelem == 0 || elsize == 0 {
+            (1, 1)
+        } else {
+            (nelem, elsize)
+        };
+        // SAFETY: the C library's allocator.
+        unsafe { calloc(nelem, elsize) }
     }
 
-    extern "C" fn realloc(_ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
-        // SAFETY: installed only after PREVIOUS was set.
-        let previous = unsafe { PREVIOUS.get().unwrap_unchecked() };
-        let forward = previous.0.realloc.expect("a raw allocator has realloc");
-        forward(previous.0.ctx, ptr, size)
+    extern "C" fn raw_realloc(_ctx: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
+        // SAFETY: `ptr` is null or a block of the C library's allocator (a kept block is
+        // never in use, so never reallocated).
+        unsafe { realloc(ptr, size.max(1)) }
     }
 
     /// Wraps the raw domain, once per process. Call with the main interpreter's GIL held,
@@ -184,42 +183,34 @@ mod imp {
     pub(crate) fn install() -> Result<(), &'static str> {
         static OUTCOME: OnceLock<Result<(), &'static str>> = OnceLock::new();
         *OUTCOME.get_or_init(|| {
-            let mut current = PyMemAllocatorEx {
-                ctx: std::ptr::null_mut(),
-                malloc: None,
-                calloc: None,
-                realloc: None,
-                free: None,
-            };
-            // SAFETY: reads the domain's current functions into `current`.
-            unsafe {
-                ffi::PyMem_GetAllocator(PyMemAllocatorDomain::PYMEM_DOMAIN_RAW, &mut current)
-            };
-            let complete = current.malloc.is_some()
-                && current.calloc.is_some()
-                && current.realloc.is_some()
-                && current.free.is_some();
-            if !current.ctx.is_null() || !complete {
+            // SAFETY: reads CPython's allocator presets under its own lock.
+            let name = unsafe { _PyMem_GetCurrentAllocatorName() };
+            // SAFETY: a static C string when not null.
+            let name = (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) });
+            // These presets, and only these, leave the raw domain to the C library's malloc.
+            if !matches!(
+                name.map(CStr::to_bytes),
+                Some(b"pymalloc" | b"malloc" | b"mimalloc")
+            ) {
                 return Err(
-                    "Python's raw allocator is hooked (PYTHONMALLOC=debug, -X dev or tracemalloc)",
+                    "Python's raw allocator is hooked (PYTHONMALLOC=debug, -X dev, tracemalloc)",
                 );
-            }
-            if PREVIOUS.set(Previous(current)).is_err() {
-                return Err("installed twice");
             }
             let mut wrapper = PyMemAllocatorEx {
                 ctx: std::ptr::null_mut(),
-                malloc: Some(malloc),
-                calloc: Some(calloc),
-                realloc: Some(realloc),
-                free: Some(free),
+                malloc: Some(raw_malloc),
+                calloc: Some(raw_calloc),
+                realloc: Some(raw_realloc),
+                free: Some(raw_free),
             };
-            // SAFETY: the wrapper forwards every block it does not keep to the allocator it
-            // replaces, and only keeps blocks of that allocator: a wrapper, as the C API
-            // allows after initialization.
+            // SAFETY: the wrapper calls the same C library functions as the allocator it
+            // replaces and only keeps blocks of that allocator: a wrapper, as the C API allows
+            // after initialization. A thread reading the domain while it changes can mix old
+            // and new functions, which is harmless for the same reason.
             unsafe {
                 ffi::PyMem_SetAllocator(PyMemAllocatorDomain::PYMEM_DOMAIN_RAW, &mut wrapper)
             };
+            INSTALLED.store(true, Ordering::Release);
             Ok(())
         })
     }
@@ -227,7 +218,7 @@ mod imp {
     /// Makes the current thread keep freed blocks (a sub-interpreter's worker thread). Its
     /// blocks go back to glibc when the thread ends.
     pub(crate) fn keep_on_this_thread() {
-        if PREVIOUS.get().is_none() {
+        if !INSTALLED.load(Ordering::Acquire) {
             return;
         }
         // SAFETY: this thread's stock; no other reference to it is live.
@@ -247,6 +238,15 @@ mod imp {
     pub fn reused_blocks() -> u64 {
         REUSED.load(Ordering::Relaxed)
     }
+
+    /// Whether raw blocks are reused in this process, or why not.
+    pub fn reuse_status() -> Result<(), &'static str> {
+        if INSTALLED.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("not installed (no pool started, or Python's raw allocator is hooked)")
+        }
+    }
 }
 
 #[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED), target_os = "linux", target_env = "gnu")))]
@@ -260,7 +260,11 @@ mod imp {
     pub fn reused_blocks() -> u64 {
         0
     }
+    /// Whether raw blocks are reused: never on this platform.
+    pub fn reuse_status() -> Result<(), &'static str> {
+        Err("needs CPython >= 3.12 with its GIL, on glibc")
+    }
 }
 
-pub use imp::reused_blocks;
 pub(crate) use imp::{install, keep_on_this_thread, publish_reuse};
+pub use imp::{reuse_status, reused_blocks};
