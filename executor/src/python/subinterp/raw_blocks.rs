@@ -10,7 +10,7 @@
 //! regex UDF, 8% of its cost).
 //!
 //! So the raw domain is wrapped, once per process, by functions that keep, per sub-interpreter
-//! thread, up to [`PER_CLASS`] freed blocks in each 256-byte size class from 513 to 8,192
+//! thread, up to 8 freed blocks in each 256-byte size class from 513 to 8,192
 //! bytes and hand them out again. Every block still comes from, and finally goes back to, the
 //! C library's allocator that was there before: a kept block is a glibc block, so `realloc`
 //! and a free on any thread keep working, and other threads only pay a check of a
@@ -18,9 +18,6 @@
 //! its preset name tells); with `PYTHONMALLOC=debug`, `-X dev` or `tracemalloc` running when
 //! the first pool starts it stays out. A double free by a C extension, which glibc's thread
 //! cache may detect, is not detected in the stock.
-
-/// Blocks kept per size class and thread (at most ~1 MiB a thread in all).
-pub(crate) const PER_CLASS: usize = 8;
 
 #[cfg(all(Py_3_12, not(Py_GIL_DISABLED), target_os = "linux", target_env = "gnu"))]
 mod imp {
@@ -31,8 +28,8 @@ mod imp {
 
     use pyo3::ffi::{self, PyMemAllocatorDomain, PyMemAllocatorEx};
 
-    use super::PER_CLASS;
-
+    /// Blocks kept per size class and thread (at most ~1 MiB a thread in all).
+    const PER_CLASS: usize = 8;
     /// The size classes: class `c` holds blocks of at least `(c + 1) * CLASS` usable bytes.
     const CLASS: usize = 256;
     /// Smallest request served from the stock: larger than pymalloc's own limit.
