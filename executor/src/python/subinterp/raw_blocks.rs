@@ -63,6 +63,36 @@ mod imp {
         reused: u64,
     }
 
+    impl Stock {
+        /// A kept block for a request of class `class`, if there is one.
+        fn take(&mut self, class: usize) -> Option<*mut c_void> {
+            let count = self.counts[class].checked_sub(1)?;
+            self.counts[class] = count;
+            self.reused += 1;
+            Some(self.blocks[class][usize::from(count)])
+        }
+
+        /// Keeps `ptr` (a glibc block) if its class has room.
+        fn put(&mut self, ptr: *mut c_void) -> bool {
+            // SAFETY: every block of the raw domain came from glibc's malloc (checked before
+            // installing: the previous allocator is the default one).
+            let usable = unsafe { malloc_usable_size(ptr) };
+            // Class 2 (768 bytes) is the smallest a request above 512 bytes asks for.
+            if !(3 * CLASS..(CLASSES + 1) * CLASS).contains(&usable) {
+                return false;
+            }
+            // The largest class whose size the block covers.
+            let class = usable / CLASS - 1;
+            let count = usize::from(self.counts[class]);
+            if count == PER_CLASS {
+                return false;
+            }
+            self.blocks[class][count] = ptr;
+            self.counts[class] += 1;
+            true
+        }
+    }
+
     impl Drop for Stock {
         fn drop(&mut self) {
             for (class, count) in self.counts.iter_mut().enumerate() {
@@ -97,27 +127,13 @@ mod imp {
             return unsafe { malloc(size.max(1)) };
         }
         let class = (size - 1) / CLASS;
-        let kept = STOCK.try_with(|stock| {
-            // SAFETY: this thread's stock; no other reference to it is live (see STOCK).
-            let stock = unsafe { &mut *stock.get() };
-            if !stock.enabled {
-                return None;
-            }
-            let count = stock.counts[class];
-            if count == 0 {
-                return Some(std::ptr::null_mut());
-            }
-            stock.counts[class] = count - 1;
-            stock.reused += 1;
-            Some(stock.blocks[class][usize::from(count - 1)])
-        });
-        match kept {
-            Ok(Some(block)) if !block.is_null() => block,
+        match with_stock(|stock| stock.enabled.then(|| stock.take(class))).flatten() {
+            Some(Some(block)) => block,
             // Allocated at the class's full size so that it goes back to the same class.
             // SAFETY: the C library's allocator.
-            Ok(Some(_)) => unsafe { malloc((class + 1) * CLASS) },
+            Some(None) => unsafe { malloc((class + 1) * CLASS) },
             // SAFETY: the C library's allocator.
-            _ => unsafe { malloc(size) },
+            None => unsafe { malloc(size) },
         }
     }
 
@@ -132,31 +148,14 @@ mod imp {
     /// Puts `ptr` (a glibc block) in this thread's stock if the thread keeps blocks and its
     /// class has room.
     fn keep(ptr: *mut c_void) -> bool {
-        STOCK
-            .try_with(|stock| {
-                // SAFETY: this thread's stock; no other reference to it is live.
-                let stock = unsafe { &mut *stock.get() };
-                if !stock.enabled {
-                    return false;
-                }
-                // SAFETY: every block of the raw domain came from glibc's malloc (checked
-                // before installing: the previous allocator is the default one).
-                let usable = unsafe { malloc_usable_size(ptr) };
-                // Class 2 (768 bytes) is the smallest a request above 512 bytes asks for.
-                if !(3 * CLASS..(CLASSES + 1) * CLASS).contains(&usable) {
-                    return false;
-                }
-                // The largest class whose size the block covers.
-                let class = usable / CLASS - 1;
-                let count = usize::from(stock.counts[class]);
-                if count == PER_CLASS {
-                    return false;
-                }
-                stock.blocks[class][count] = ptr;
-                stock.counts[class] += 1;
-                true
-            })
-            .unwrap_or(false)
+        with_stock(|stock| stock.enabled && stock.put(ptr)).unwrap_or(false)
+    }
+
+    /// `f` on this thread's stock; `None` once the thread's locals are gone (thread exit).
+    fn with_stock<R>(f: impl FnOnce(&mut Stock) -> R) -> Option<R> {
+        // SAFETY: this thread's stock, and no other reference to it is live: the allocator
+        // functions are not re-entered on a thread (see STOCK).
+        STOCK.try_with(|stock| f(unsafe { &mut *stock.get() })).ok()
     }
 
     extern "C" fn raw_calloc(_ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
@@ -218,17 +217,12 @@ mod imp {
         if !INSTALLED.load(Ordering::Acquire) {
             return;
         }
-        // SAFETY: this thread's stock; no other reference to it is live.
-        let _ = STOCK.try_with(|stock| unsafe { (*stock.get()).enabled = true });
+        with_stock(|stock| stock.enabled = true);
     }
 
     /// Adds the blocks this thread handed out again since the last call to the process total.
     pub(crate) fn publish_reuse() {
-        let _ = STOCK.try_with(|stock| {
-            // SAFETY: this thread's stock; no other reference to it is live.
-            let stock = unsafe { &mut *stock.get() };
-            REUSED.fetch_add(std::mem::take(&mut stock.reused), Ordering::Relaxed);
-        });
+        with_stock(|stock| REUSED.fetch_add(std::mem::take(&mut stock.reused), Ordering::Relaxed));
     }
 
     /// Blocks handed out again, over all threads, as published so far.
