@@ -19,7 +19,7 @@ use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::logical_plan_from_bytes_with_extension_codec;
 use pickleball_codec::PythonLogicalCodec;
-use pickleball_codec::udf::{InlinePolicy, UdfDecoder};
+use pickleball_codec::udf::{InlinePolicy, UdfDecoder, without_needless_casts};
 
 use crate::translate::StockUdfTranslator;
 
@@ -41,7 +41,11 @@ pub fn decode_plan(bytes: &[u8], ctx: &SessionContext, inline_udfs: bool) -> Res
         ..UdfDecoder::planning("client", InlinePolicy::Allow)
     };
     let codec = PythonLogicalCodec::default().with_udfs(udfs);
-    logical_plan_from_bytes_with_extension_codec(bytes, ctx.task_ctx().as_ref(), &codec)
+    let plan =
+        logical_plan_from_bytes_with_extension_codec(bytes, ctx.task_ctx().as_ref(), &codec)?;
+    // The stock wheel cast string columns to the UDFs' declared encoding; row-wise UDFs take
+    // them as they are.
+    without_needless_casts(plan)
 }
 
 /// The id of the in-memory table a scan reads, if the scan is one of our placeholders.

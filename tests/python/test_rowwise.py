@@ -12,6 +12,7 @@ import zoneinfo
 import cloudpickle
 import datafusion
 import pyarrow as pa
+import pyarrow.parquet
 import pytest
 from compare import assert_same_result
 from conftest import CliCluster
@@ -124,6 +125,39 @@ def test_dictionary_encoded_inputs_arrive_decoded(
         context.register_record_batches("t", [[pa.record_batch({"w": words})]])
     query = "select tag(w) as t from t"
     assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+
+
+def test_string_columns_reach_row_wise_udfs_without_a_cast(
+    ctx: pickleball.SessionContext, local: datafusion.SessionContext, tmp_path
+) -> None:
+    """Parquet strings are read as Utf8View; a ``str`` UDF takes them without a copy to Utf8."""
+
+    @pickleball.udf
+    def shout(word: str, times: int) -> str:
+        return word.upper() * times
+
+    for region in ("north", "south"):
+        part = tmp_path / f"region={region}"
+        part.mkdir()
+        words = [f"{region}-{i}" for i in range(40)]
+        pa.parquet.write_table(
+            pa.table({"w": words, "n": [i % 3 for i in range(40)]}), part / "0.parquet"
+        )
+    for context in (ctx, local):
+        context.register_udf(shout)
+        context.register_parquet(
+            "words", str(tmp_path), table_partition_cols=[("region", pa.string())]
+        )
+    queries = (
+        "select shout(w, n) as s from words",
+        "select region, count(distinct shout(w, n)), max(shout(region, 2)) from words group by region",
+        "select w from words where shout(w, 1) like '%-1%' order by w",
+    )
+    for query in queries:
+        assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+        plan = "\n".join(row["plan"] for row in ctx.sql(f"explain {query}").to_pylist())
+        assert "shout(w" in plan
+        assert "CAST" not in plan, plan
 
 
 @pickleball.udf

@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
     ScalarFunctionArgs, ScalarUDFImpl, Signature, WindowUDFImpl,
 };
 
+use super::coercion::{row_argument_types, signature_of};
 use super::frame::{UdfFrame, WindowFlags};
 
 /// What an executor plugs in to run Python UDFs. Implementations cache unpickled payloads by
@@ -53,16 +54,6 @@ fn no_runtime(frame: &UdfFrame) -> DataFusionError {
     ))
 }
 
-fn exact_signature(frame: &UdfFrame) -> Signature {
-    let types: Vec<DataType> = frame
-        .signature
-        .inputs
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
-    Signature::exact(types, frame.signature.volatility)
-}
-
 macro_rules! frame_backed {
     ($name:ident, $doc:literal) => {
         #[doc = $doc]
@@ -76,7 +67,7 @@ macro_rules! frame_backed {
         impl $name {
             /// A UDF for `frame`; runnable when `runtime` is given, a stand-in otherwise.
             pub fn new(frame: Arc<UdfFrame>, runtime: Option<Arc<dyn PythonRuntime>>) -> Self {
-                let signature = exact_signature(&frame);
+                let signature = signature_of(&frame);
                 Self {
                     frame,
                     signature,
@@ -165,6 +156,10 @@ impl ScalarUDFImpl for PythonScalarUdf {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        row_argument_types(&self.frame, arg_types)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {

@@ -5,12 +5,14 @@
 //! frame's header (types, volatility) and re-encode byte for byte. On executors a
 //! [`PythonRuntime`] is attached and they run.
 
+mod coercion;
 mod frame;
 mod functions;
 mod named;
 mod policy;
 mod stock;
 
+pub use coercion::without_needless_casts;
 pub use frame::{
     Convention, Lane, UdfFamily, UdfFrame, UdfHeader, UdfSignature, WIRE_VERSION, WindowFlags,
     parse_volatility,
