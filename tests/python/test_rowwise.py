@@ -160,6 +160,29 @@ def test_string_columns_reach_row_wise_udfs_without_a_cast(
         assert "CAST" not in plan, plan
 
 
+def test_bytes_udfs_take_every_binary_column(
+    ctx: pickleball.SessionContext, local: datafusion.SessionContext, tmp_path
+) -> None:
+    @pickleball.udf
+    def tail(data: bytes | None) -> bytes | None:
+        return None if data is None else data[-2:]
+
+    blobs = [b"\x00\x01\x02", None, b"xyz"]
+    pa.parquet.write_table(pa.table({"b": pa.array(blobs, pa.binary())}), tmp_path / "b.parquet")
+    memory = pa.table({"l": pa.array(blobs, pa.large_binary()), "v": pa.array(blobs, pa.binary())})
+    for context in (ctx, local):
+        context.register_udf(tail)
+        context.register_parquet("files", str(tmp_path / "b.parquet"))  # read as binary_view
+        context.register_record_batches("memory", [memory.to_batches()])
+    for query in (
+        "select tail(b) as t from files",
+        "select tail(l) as a, tail(v) as b from memory",
+    ):
+        assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+    got = ctx.sql("select tail(b) as t from files").to_pydict()["t"]
+    assert sorted(got, key=repr) == sorted([b"\x01\x02", None, b"yz"], key=repr)
+
+
 @pickleball.udf
 def clean(name: str, age: int | None) -> str:
     """The README's example."""
