@@ -152,6 +152,9 @@ def test_string_columns_reach_row_wise_udfs_without_a_cast(
         "select shout(w, n) as s from words",
         "select region, count(distinct shout(w, n)), max(shout(region, 2)) from words group by region",
         "select w from words where shout(w, 1) like '%-1%' order by w",
+        # A join filter reading both sides inside one argument.
+        "select count(*) as n from words a join words b "
+        "on a.n = b.n and shout(a.w || b.w, 1) like 'NORTH-1%SOUTH%'",
     )
     for query in queries:
         assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
@@ -179,6 +182,9 @@ def test_bytes_udfs_take_every_binary_column(
         "select tail(l) as a, tail(v) as b from memory",
     ):
         assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+        plan = "\n".join(row["plan"] for row in ctx.sql(f"explain {query}").to_pylist())
+        assert "tail(" in plan
+        assert "CAST" not in plan, plan
     got = ctx.sql("select tail(b) as t from files").to_pydict()["t"]
     assert sorted(got, key=repr) == sorted([b"\x01\x02", None, b"yz"], key=repr)
 

@@ -7,8 +7,13 @@
 //! declared `Utf8`: a copy of every value, thrown away once converted to Python. Executors
 //! convert every one of these encodings themselves, in both lanes.
 //!
+//! A dictionary-encoded column of the declared type (of any type) also arrives as it is:
+//! both lanes decode dictionaries value by value.
+//!
 //! Clients plan with the stock wheel, whose UDFs have exact signatures, so the plans they
-//! send already hold such casts: [`without_needless_casts`] takes them out again.
+//! send already hold such casts: [`without_needless_casts`] takes out those directly around
+//! an argument. A cast the wheel moved into a common subexpression (two calls on one
+//! column) stays.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,14 +26,17 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::type_coercion::functions::{UDFCoercionExt, fields_with_udf};
 use datafusion::logical_expr::{Cast, Expr, ExprSchemable, LogicalPlan, Signature};
 
-use super::frame::{Convention, UdfFrame};
+use super::frame::{Convention, UdfFamily, UdfFrame};
 use super::functions::PythonScalarUdf;
 
 /// The signature DataFusion plans a UDF of `frame` with.
 pub(super) fn signature_of(frame: &UdfFrame) -> Signature {
-    match frame.signature.convention {
-        Convention::Rows => Signature::user_defined(frame.signature.volatility),
-        Convention::Pyarrow => exact_signature(frame),
+    // Only scalar UDFs are row-wise (and only they implement `coerce_types`).
+    match (frame.signature.family, frame.signature.convention) {
+        (UdfFamily::Scalar, Convention::Rows) => {
+            Signature::user_defined(frame.signature.volatility)
+        }
+        _ => exact_signature(frame),
     }
 }
 
@@ -94,6 +102,12 @@ pub fn without_needless_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
             .into_iter()
             .map(|i| i.schema().clone())
             .collect();
+        // A join's filter reads both sides at once.
+        if let (LogicalPlan::Join(_), [left, right]) = (&node, inputs.as_slice())
+            && let Ok(both) = left.join(right)
+        {
+            inputs.push(Arc::new(both));
+        }
         // A scan's pushed-down filters read the table's columns.
         if let LogicalPlan::TableScan(scan) = &node {
             let table = scan.source.schema();
@@ -251,6 +265,47 @@ mod tests {
         let f = frame(Convention::Rows, &[Binary]);
         let err = row_argument_types(&f, &[Utf8View]).unwrap_err().to_string();
         assert!(err.contains("Utf8View"), "{err}");
+    }
+
+    /// `f(CAST(w AS Utf8))` and `g(CAST(n AS Int64))` over a scan of `w: Utf8View, n: Int32`,
+    /// with `f`'s frame of `convention`, before and after the rewrite.
+    fn rewritten(convention: Convention) -> (LogicalPlan, LogicalPlan) {
+        use datafusion::logical_expr::logical_plan::builder::table_scan;
+        use datafusion::logical_expr::{ScalarUDF, cast, col};
+        let schema = datafusion::arrow::datatypes::Schema::new(vec![
+            Field::new("w", Utf8View, true),
+            Field::new("n", Int32, true),
+        ]);
+        let udf =
+            |frame: UdfFrame| ScalarUDF::new_from_impl(PythonScalarUdf::new(Arc::new(frame), None));
+        let f = udf(frame(convention, &[Utf8]));
+        let g = udf(frame(Convention::Rows, &[Int64]));
+        let plan = table_scan(Some("t"), &schema, None)
+            .unwrap()
+            .project(vec![
+                f.call(vec![cast(col("w"), Utf8)]),
+                g.call(vec![cast(col("n"), Int64)]),
+            ])
+            .unwrap()
+            .build()
+            .unwrap();
+        (plan.clone(), without_needless_casts(plan).unwrap())
+    }
+
+    #[test]
+    fn casts_around_string_arguments_are_dropped_and_names_kept() {
+        let (before, after) = rewritten(Convention::Rows);
+        let text = after.display_indent().to_string();
+        assert!(text.contains("f(t.w)"), "{text}");
+        // Python sees an int either way, but Int32 is not Int64's encoding: that cast stays.
+        assert!(text.contains("f(CAST(t.n AS Int64))"), "{text}");
+        assert_eq!(before.schema().field_names(), after.schema().field_names());
+    }
+
+    #[test]
+    fn pyarrow_udfs_keep_their_casts() {
+        let (before, after) = rewritten(Convention::Pyarrow);
+        assert_eq!(before, after);
     }
 
     #[test]

@@ -203,7 +203,7 @@ def _rebuild(
     return RowUDF(cloudpickle.loads(func), input_types, return_type, volatility, name, lane)
 
 
-def argument_type(hint: Any) -> pa.DataType:
+def _argument_type(hint: Any) -> pa.DataType:
     """Map an argument's type hint to an Arrow type; ``bytes`` is ``binary_view``.
 
     As :func:`arrow_type` otherwise. ``binary_view`` is the one binary type DataFusion lets
@@ -211,9 +211,9 @@ def argument_type(hint: Any) -> pa.DataType:
     read) be passed as; executors convert each of them to ``bytes`` without a cast.
 
     Examples:
-        >>> argument_type(bytes)
+        >>> _argument_type(bytes)
         DataType(binary_view)
-        >>> argument_type(str)
+        >>> _argument_type(str)
         DataType(string)
 
     """
@@ -240,7 +240,7 @@ def _declared_types(
                 "annotate the parameters or pass input_types="
             )
             raise TypeError(msg)
-        input_types = [argument_type(hints[p.name]) for p in parameters]
+        input_types = [_argument_type(hints[p.name]) for p in parameters]
     if return_type is None:
         if "return" not in hints:
             msg = f"UDF {func.__name__!r}: no return annotation; annotate it or pass return_type="
