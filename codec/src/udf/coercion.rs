@@ -129,7 +129,11 @@ pub fn without_needless_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
                     return Ok(Transformed::no(expr));
                 };
                 let frame = udf.frame();
-                if frame.signature.convention != Convention::Rows {
+                let declared = &frame.signature.inputs;
+                // A call of the wrong arity is left for planning to refuse.
+                if frame.signature.convention != Convention::Rows
+                    || call.args.len() != declared.len()
+                {
                     return Ok(Transformed::no(expr));
                 }
                 let uncast = |arg: &Expr, declared: &DataType| -> Option<Expr> {
@@ -142,7 +146,6 @@ pub fn without_needless_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
                         .find_map(|schema| expr.get_type(schema).ok())?;
                     arrives_unchanged(declared, &before).then(|| expr.as_ref().clone())
                 };
-                let declared = &frame.signature.inputs;
                 let args: Vec<Option<Expr>> = call
                     .args
                     .iter()
@@ -267,21 +270,24 @@ mod tests {
         assert!(err.contains("Utf8View"), "{err}");
     }
 
-    /// `f(CAST(w AS Utf8))` and `g(CAST(n AS Int64))` over a scan of `w: Utf8View, n: Int32`,
-    /// with `f`'s frame of `convention`, before and after the rewrite.
-    fn rewritten(convention: Convention) -> (LogicalPlan, LogicalPlan) {
-        use datafusion::logical_expr::logical_plan::builder::table_scan;
-        use datafusion::logical_expr::{ScalarUDF, cast, col};
+    /// A scan of `t`: `w: Utf8View, n: Int32`.
+    fn scan() -> datafusion::logical_expr::LogicalPlanBuilder {
         let schema = datafusion::arrow::datatypes::Schema::new(vec![
             Field::new("w", Utf8View, true),
             Field::new("n", Int32, true),
         ]);
+        datafusion::logical_expr::logical_plan::builder::table_scan(Some("t"), &schema, None)
+            .unwrap()
+    }
+
+    /// `f(CAST(w AS Utf8))` and `g(CAST(n AS Int64))` over [`scan`], with `f`'s frame of `convention`, before and after the rewrite.
+    fn rewritten(convention: Convention) -> (LogicalPlan, LogicalPlan) {
+        use datafusion::logical_expr::{ScalarUDF, cast, col};
         let udf =
             |frame: UdfFrame| ScalarUDF::new_from_impl(PythonScalarUdf::new(Arc::new(frame), None));
         let f = udf(frame(convention, &[Utf8]));
         let g = udf(frame(Convention::Rows, &[Int64]));
-        let plan = table_scan(Some("t"), &schema, None)
-            .unwrap()
+        let plan = scan()
             .project(vec![
                 f.call(vec![cast(col("w"), Utf8)]),
                 g.call(vec![cast(col("n"), Int64)]),
