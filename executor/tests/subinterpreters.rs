@@ -2,6 +2,8 @@
 //! interpreters, errors, load refusals, caching, and start/shutdown.
 //!
 //! Payloads are built in the main interpreter with pyo3 and cloudpickle, as a client would.
+//! Built only against Python >= 3.12, where the pool exists.
+#![cfg(Py_3_12)]
 
 use std::ffi::CString;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

@@ -375,10 +375,26 @@ def test_large_inputs_keep_their_order(ctx: pickleball.SessionContext) -> None:
     assert got["y"] == [(x * 31 + 7) % 1000003 for x in range(n)]
 
 
+@pickleball.udf
+def thread_name(x: int) -> str:
+    """The name of the OS thread running this row (Linux), whichever interpreter runs it."""
+    import threading
+
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm") as comm:
+        return comm.read().strip()
+
+
+@pytest.mark.parametrize(
+    ("flags", "on_sub_interpreters"),
+    [((), True), (("--subinterpreters=0",), False)],
+    ids=["sub-interpreters", "main-interpreter-only"],
+)
 def test_the_executor_binary_runs_row_wise_udfs_on_its_sub_interpreters(
-    local: datafusion.SessionContext,
+    local: datafusion.SessionContext, flags: tuple[str, ...], on_sub_interpreters: bool
 ) -> None:
-    cluster = CliCluster(executors=1, vcores=2, binaries=True)
+    # Without sub-interpreters (--subinterpreters=0, or an executor built for Python < 3.12),
+    # the same UDFs run in the main interpreter with the same results.
+    cluster = CliCluster(executors=1, vcores=2, binaries=True, executor_extra=flags)
     try:
         ctx = pickleball.connect(cluster.url)
         people = {"name": [" ada ", "bob"], "age": [36, None], "bio": ["a b a", None]}
@@ -388,5 +404,9 @@ def test_the_executor_binary_runs_row_wise_udfs_on_its_sub_interpreters(
             context.from_pydict(people, name="people")
         query = "select clean(name, age) as c, keywords(bio) as k from people"
         assert_same_result(ctx.sql(query).to_arrow_table(), local.sql(query).to_arrow_table())
+        ctx.register_udf(thread_name)
+        names = set(ctx.sql("select thread_name(age) as t from people").to_pydict()["t"])
+        in_pool = {name.startswith("pickleball-subi") for name in names}
+        assert in_pool == {on_sub_interpreters}, names
     finally:
         cluster.stop()

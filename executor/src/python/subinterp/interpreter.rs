@@ -166,7 +166,7 @@ pub(super) fn run_worker(
         worker.running.store(job.call.id, Ordering::SeqCst);
         RUNNING.with(|running| running.set(job.call.id));
         let result = if job.call.cancelled.load(Ordering::SeqCst) {
-            Err(super::failed(format!(
+            Err(super::pool::failed(format!(
                 "Python UDF '{}': the job was cancelled",
                 job.name
             )))
