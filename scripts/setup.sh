@@ -29,20 +29,21 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-# Optional: a Python 3.12 venv for the cross-version test; skipped where no 3.12 exists.
-python312=$(command -v python3.12 || true)
-if command -v pyenv >/dev/null && prefix=$(pyenv prefix 3.12 2>/dev/null); then
-  python312="$(echo "$prefix" | head -1)/bin/python3.12"
-fi
-if [ -n "$python312" ] && [ -x "$python312" ]; then
-  stamp312="$PICKLEBALL_VENV_PY312/.requirements-$(sha1sum requirements-py312.txt | cut -c1-12)"
-  if [ ! -f "$stamp312" ]; then
-    step "creating the Python 3.12 venv for the cross-version test"
-    "$python312" -m venv "$PICKLEBALL_VENV_PY312"
-    "$PICKLEBALL_VENV_PY312/bin/pip" install -q --disable-pip-version-check \
-      -r requirements-py312.txt && touch "$stamp312"
+# Optional venvs of older Pythons, skipped where that Python is not installed: 3.12 for the
+# cross-version test, 3.11 for the executor built without sub-interpreters (scripts/test.sh).
+older_venv() {  # minor, venv dir, requirements file, what for
+  local python stamp
+  python=$(python_minor "$1")
+  [ -n "$python" ] || return 0
+  stamp="$2/.requirements-$(sha1sum "$3" | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    step "creating the Python 3.$1 venv $4"
+    "$python" -m venv "$2"
+    "$2/bin/pip" install -q --disable-pip-version-check -r "$3" && touch "$stamp"
   fi
-fi
+}
+older_venv 12 "$PICKLEBALL_VENV_PY312" requirements-py312.txt "for the cross-version test"
+older_venv 11 "$PICKLEBALL_VENV_PY311" requirements-py311.txt "for the executor without sub-interpreters"
 
 step "building the workspace (dev profile, shared by tests, binaries and the extension)"
 start=$SECONDS

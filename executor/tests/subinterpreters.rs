@@ -5,7 +5,6 @@
 //! Built only against Python >= 3.12, where the pool exists.
 #![cfg(Py_3_12)]
 
-use std::ffi::CString;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
@@ -32,38 +31,15 @@ use pickleball_executor::python::subinterp::{
     RowsError, SubInterpreterPool, reuse_status, reused_blocks,
 };
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::PyDict;
+
+mod common;
+use common::{init_python, payload};
 
 /// Serializes the tests: several start or stop pools and count OS threads.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Starts the embedded interpreter once, with the project's venv on `sys.path`.
-fn init_python() {
-    static INIT: OnceLock<()> = OnceLock::new();
-    INIT.get_or_init(|| {
-        pickleball_executor::python::embed::initialize().expect("initialize Python");
-        if std::env::var_os("VIRTUAL_ENV").is_some() {
-            return; // initialize() added its site-packages
-        }
-        // scripts/env.sh exports PICKLEBALL_VENV; PYO3_PYTHON (the venv's python) is the
-        // build-time fallback.
-        let venv = std::env::var("PICKLEBALL_VENV").ok().or_else(|| {
-            let python = std::path::Path::new(option_env!("PYO3_PYTHON")?);
-            Some(python.parent()?.parent()?.to_string_lossy().into_owned())
-        });
-        if let Some(venv) = venv {
-            Python::attach(|py| {
-                let v = py.version_info();
-                let site = format!("{venv}/lib/python{}.{}/site-packages", v.major, v.minor);
-                py.import("site")?.call_method1("addsitedir", (site,))?;
-                PyResult::Ok(())
-            })
-            .expect("add the venv's site-packages");
-        }
-    });
 }
 
 /// One pool of three interpreters shared by the tests of this binary.
@@ -73,28 +49,6 @@ fn pool() -> &'static SubInterpreterPool {
         init_python();
         SubInterpreterPool::start(3).expect("start the pool")
     })
-}
-
-/// A UDF payload: `source` must define `f`. Returns (sha256 digest, cloudpickle bytes).
-fn payload(source: &str) -> ([u8; 32], Arc<[u8]>) {
-    init_python();
-    Python::attach(|py| -> PyResult<_> {
-        let globals = PyDict::new(py);
-        globals.set_item("__name__", "__main__")?;
-        py.run(&CString::new(source).unwrap(), Some(&globals), None)?;
-        let f = globals.get_item("f")?.expect("the source defines f");
-        let bytes: Vec<u8> = py
-            .import("cloudpickle")?
-            .call_method1("dumps", (f,))?
-            .extract()?;
-        let digest: Vec<u8> = py
-            .import("hashlib")?
-            .call_method1("sha256", (PyBytes::new(py, &bytes),))?
-            .call_method0("digest")?
-            .extract()?;
-        Ok((digest.try_into().unwrap(), bytes.into()))
-    })
-    .expect("build the payload")
 }
 
 fn lambda(expr: &str) -> ([u8; 32], Arc<[u8]>) {
