@@ -16,32 +16,25 @@
 //! Python, [`SubInterpreterPool::start`] fails with [`own_gil_unsupported`]'s message and the
 //! executor runs row-wise UDFs in the main interpreter.
 
-#[cfg(Py_3_12)]
-mod callers;
-#[cfg(Py_3_12)]
-mod context;
-#[cfg(Py_3_12)]
-mod extract;
-#[cfg(Py_3_12)]
-mod ffi_util;
-#[cfg(Py_3_12)]
-mod from_python;
-#[cfg(Py_3_12)]
-mod interpreter;
-#[cfg(Py_3_12)]
-mod pool;
-#[cfg(Py_3_12)]
-mod py_values;
-#[cfg(Py_3_12)]
-mod raw_blocks;
-#[cfg(Py_3_12)]
-mod recycled;
-#[cfg(Py_3_12)]
-mod rows;
-#[cfg(Py_3_12)]
-mod temporal;
-#[cfg(Py_3_12)]
-mod to_python;
+/// Declares the pool's modules, which use the C API of CPython >= 3.12.
+macro_rules! own_gil_modules {
+    ($($name:ident),* $(,)?) => { $(#[cfg(Py_3_12)] mod $name;)* };
+}
+own_gil_modules!(
+    callers,
+    context,
+    extract,
+    ffi_util,
+    from_python,
+    interpreter,
+    pool,
+    py_values,
+    raw_blocks,
+    recycled,
+    rows,
+    temporal,
+    to_python,
+);
 #[cfg(not(Py_3_12))]
 mod unavailable;
 
