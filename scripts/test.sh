@@ -27,7 +27,7 @@ if [ "$which" = all ] || [ "$which" = rust ]; then
       --config 'profile.dev.package."*".opt-level=0' -- --test-threads=1 || status=1
     echo "Python 3.11 executor tests: $((SECONDS - start)) s"
   else
-    echo "no Python 3.11 here: the executor without sub-interpreters is not tested"
+    echo "no Python 3.11 (or no venv for it) here: the executor without sub-interpreters is not tested"
   fi
 fi
 

@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 
 use super::callers::Callers;
 use super::interpreter::{Call, Job, Queue, Worker, run_worker};
-use super::{RowsError, from_python, own_gil_unsupported, raw_blocks, to_python};
+use super::{RowsError, from_python, raw_blocks, to_python};
 use crate::cancellation::CancelToken;
 
 /// Rows below which a call is not split further: handing a chunk to another interpreter
@@ -56,8 +56,9 @@ impl fmt::Debug for SubInterpreterPool {
 /// the process when the interpreters end. `zoneinfo` builds on `datetime`.
 const MAIN_FIRST: [&str; 3] = ["decimal", "datetime", "zoneinfo"];
 
-/// The main interpreter's `sys.path` (with the venv's site-packages), after checking the
-/// Python version and importing [`MAIN_FIRST`] there.
+/// The main interpreter's `sys.path` (with the venv's site-packages), after importing
+/// [`MAIN_FIRST`] there. (This module is built only against Python >= 3.12, the version it
+/// then links, so there is no version to check here.)
 fn main_sys_path() -> Result<Vec<String>> {
     // SAFETY: Py_IsInitialized may be called at any time, with or without the GIL.
     if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
@@ -68,10 +69,6 @@ fn main_sys_path() -> Result<Vec<String>> {
         ));
     }
     Python::attach(|py| {
-        let version = py.version_info();
-        if let Some(refusal) = own_gil_unsupported(version.major, version.minor) {
-            return Err(refusal);
-        }
         for module in MAIN_FIRST {
             py.import(module).map_err(|e| {
                 DataFusionError::Execution(format!(
@@ -96,8 +93,7 @@ fn main_sys_path() -> Result<Vec<String>> {
 
 impl SubInterpreterPool {
     /// Starts `size` interpreters, each on its own OS thread, created one after the other.
-    /// Requires the main interpreter to be initialized (`embed::initialize`); fails on
-    /// Python < 3.12.
+    /// Requires the main interpreter to be initialized (`embed::initialize`).
     pub fn start(size: usize) -> Result<Self> {
         if size == 0 {
             return Err(DataFusionError::Configuration(
